@@ -1,9 +1,65 @@
 package render
 
-// Mask hides most of a recipient for logs: a phone number keeps its first 3 characters (the
-// country prefix) and its last 2 digits ("+4917612345689" → "+49*******89"), an e-mail address
-// keeps the first letter and the domain ("john.doe@example.com" → "j***@example.com"), anything
-// else keeps its first 2 characters ("ab***").
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// maskRun replaces the hidden part; its length is fixed so a masked value does not reveal the
+// length of the original.
+const maskRun = "***"
+
+// Mask hides most of a recipient for logs and errors:
+//
+//	phone   "+4917612345689"       → "+49*******89"  (first 3 characters, 7 stars, last 2 digits)
+//	e-mail  "john.doe@example.com" → "j***@example.com"
+//	other   "some-token"           → "so***" ("***" when 3 characters or fewer)
+//
+// A phone is an optional "+" followed by at least 6 digits (spaces, dashes, dots and
+// parentheses are ignored). Every package that logs a recipient uses Mask.
 func Mask(recipient string) string {
-	return "***"
+	s := strings.TrimSpace(recipient)
+	if s == "" {
+		return ""
+	}
+	if digits, ok := phoneDigits(s); ok {
+		return digits[:3] + "*******" + digits[len(digits)-2:]
+	}
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		local, domain := s[:at], s[at+1:]
+		if local == "" {
+			return maskRun + "@" + domain
+		}
+		_, n := utf8.DecodeRuneInString(local)
+		return local[:n] + maskRun + "@" + domain
+	}
+	if utf8.RuneCountInString(s) <= 3 {
+		return maskRun
+	}
+	_, a := utf8.DecodeRuneInString(s)
+	_, b := utf8.DecodeRuneInString(s[a:])
+	return s[:a+b] + maskRun
+}
+
+// phoneDigits returns s without separators if it looks like a phone number.
+func phoneDigits(s string) (string, bool) {
+	var b strings.Builder
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+			b.WriteByte(c)
+		case c == '+' && i == 0:
+			b.WriteByte(c)
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/':
+		default:
+			return "", false
+		}
+	}
+	if digits < 6 {
+		return "", false
+	}
+	return b.String(), true
 }

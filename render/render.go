@@ -5,15 +5,45 @@
 // Guarantees: rendering is strict. A field that does not exist, or that is NULL where its value
 // is printed or passed to a helper, fails that one message with an error naming the field
 // (`template "repayment_due": text:1:12: field new.amount is NULL`), never a "<no value>" or a
-// blank in the text; `default` is the explicit way to allow NULL. Money is formatted from the
-// exact decimal, never through a float. HTML parts are auto-escaped (html/template), a subject
-// is one line (a line break would be a header injection), and an SMS longer than the rule's
-// max_segments fails instead of being sent. A compiled Template is safe for concurrent use.
+// blank in the text; `default` is the explicit way to allow NULL, and the condition of
+// if/with/range may test a NULL. Money is formatted from the exact decimal, never through a
+// float. HTML parts are auto-escaped (html/template), a subject is one line (a line break
+// would be a header injection), and an SMS longer than the rule's max_segments fails instead of
+// being sent. A compiled Template is safe for concurrent use.
+//
+// Templates are Go text/template (html/template for the HTML part) with these helpers:
+//
+//	money    {{ money .new.amount "EUR" }}        "€1,234.50" (en), "1.234,50 €" (de)
+//	number   {{ number .new.qty }}, {{ number .new.rate 2 }}   locale separators, decimals
+//	date     {{ date .new.due }}, {{ date .new.due "long" }}   layouts short, medium (default),
+//	         long, full, time, or a Go layout ("02.01.2006"); month and day names in the locale
+//	datetime {{ datetime .commit_time }}, {{ datetime .commit_time "short" }}   date and time
+//	plural   {{ plural .count "item" "items" }}   the locale's plural form; "%d" in a form is
+//	         replaced by the count ("%d items"); ru takes 3 forms (one, few, many)
+//	truncate {{ truncate .new.text 20 }}          at most 20 characters, "..." included if cut
+//	upper, lower, title, trim                      {{ upper .new.name }}
+//	default  {{ .new.x | default "n/a" }}          the fallback when the value is NULL or ""
+//	json     {{ json .new }}                       JSON (decimals as strings); for webhooks
+//	mask     {{ mask .to }}                        see Mask
+//
+// Locales (Spec.Locale): en, de, fr, es, it, ru; a region ("de-AT") is accepted and ignored.
+// Separators are ASCII (a space where CLDR has a no-break space) so an SMS stays in GSM-7.
+// Dates are shown in Spec.Location, except a DATE column (cdc's midnight UTC), which is shown
+// as its calendar day.
 //
 // render depends on no other package of this module.
 package render
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"text/template"
 	"time"
 )
 
@@ -27,12 +57,33 @@ const (
 	KindWebhook
 )
 
+var kindNames = [...]string{KindSMS: "sms", KindEmail: "email", KindWebhook: "webhook"}
+
+// String returns the lower-case name used in rule files: sms, email, webhook.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// ParseKind is the inverse of Kind.String.
+func ParseKind(s string) (Kind, error) {
+	for i, n := range kindNames {
+		if n != "" && n == s {
+			return Kind(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown kind %q (want sms, email or webhook)", s)
+}
+
 // Spec is the source of a message template, as written in a rule file.
 type Spec struct {
 	// Kind selects which parts are allowed: SMS and webhook use Text only; e-mail uses Subject
 	// and at least one of Text and HTML.
 	Kind Kind
 	// Text is a text/template: the SMS text, the e-mail's plain-text part, or the webhook body.
+	// It is used as written: a trailing line break is part of the SMS.
 	Text string
 	// Subject is the e-mail subject (text/template, one line).
 	Subject string
@@ -42,8 +93,8 @@ type Spec struct {
 	MaxSegments int
 	// Location is the time zone dates are shown in; nil means UTC.
 	Location *time.Location
-	// Locale selects number formats, month and day names and plural rules ("en", "de", "fr",
-	// "es", "it", "ru"; a region suffix such as "de-AT" is accepted and ignored). Empty means "en".
+	// Locale selects number formats, month and day names and plural rules (see the package
+	// documentation). Empty means "en".
 	Locale string
 }
 
@@ -56,25 +107,337 @@ type Output struct {
 	Segments int
 }
 
+// The parts of a Spec, as named in errors.
+const (
+	PartText    = "text"
+	PartSubject = "subject"
+	PartHTML    = "html"
+)
+
+// executor is what text/template and html/template have in common.
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
 // Template is a compiled Spec. It is safe for concurrent use.
 type Template struct {
-	name string
-	spec Spec
+	name                string
+	spec                Spec
+	subject, text, html executor
 }
 
 // Compile parses and checks spec. Every error is a *Error carrying the part (text, subject or
-// html) and, where known, the line and column inside that part; several failing parts are
+// html) and, where known, the line and column inside that part; errors of several parts are
 // returned together (errors.Join).
 func Compile(name string, spec Spec) (*Template, error) {
-	return &Template{name: name, spec: spec}, nil
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	loc, err := lookupLocale(spec.Locale)
+	if err != nil {
+		return nil, &Error{Msg: err.Error()}
+	}
+	if spec.Location == nil {
+		spec.Location = time.UTC
+	}
+	t := &Template{name: name, spec: spec}
+	funcs := funcMap(loc, spec.Location)
+	counter := 0
+	var errs []error
+	if spec.Subject != "" {
+		if i := strings.IndexAny(spec.Subject, "\r\n"); i >= 0 {
+			line, col := position(spec.Subject, i)
+			errs = append(errs, &Error{Part: PartSubject, Line: line, Col: col,
+				Msg: "subject must be a single line", Err: ErrHeaderInjection})
+		} else if t.subject, err = compileText(name, PartSubject, spec.Subject, funcs, &counter); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if spec.Text != "" {
+		if t.text, err = compileText(name, PartText, spec.Text, funcs, &counter); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if spec.HTML != "" {
+		if t.html, err = compileHTML(name, spec.HTML, funcs, &counter); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	if len(errs) > 1 {
+		return nil, errors.Join(errs...)
+	}
+	return t, nil
 }
+
+// validate checks which parts the kind allows.
+func (s *Spec) validate() error {
+	var errs []error
+	need := func(part, v string) {
+		if v == "" {
+			errs = append(errs, &Error{Part: part, Msg: "a" + article(s.Kind) + " " + s.Kind.String() + " needs a " + part})
+		}
+	}
+	forbid := func(part, v string) {
+		if v != "" {
+			errs = append(errs, &Error{Part: part, Msg: "a" + article(s.Kind) + " " + s.Kind.String() + " has no " + part})
+		}
+	}
+	switch s.Kind {
+	case KindSMS, KindWebhook:
+		need(PartText, s.Text)
+		forbid(PartSubject, s.Subject)
+		forbid(PartHTML, s.HTML)
+	case KindEmail:
+		need(PartSubject, s.Subject)
+		if s.Text == "" && s.HTML == "" {
+			errs = append(errs, &Error{Part: PartText, Msg: "an email needs a text or an html part"})
+		}
+	default:
+		errs = append(errs, &Error{Msg: "unknown kind " + s.Kind.String()})
+	}
+	if s.MaxSegments < 0 {
+		errs = append(errs, &Error{Msg: "max_segments " + strconv.Itoa(s.MaxSegments) + " is negative"})
+	} else if s.MaxSegments > 0 && s.Kind != KindSMS {
+		errs = append(errs, &Error{Msg: "max_segments applies to sms only"})
+	}
+	return errors.Join(errs...)
+}
+
+func article(k Kind) string {
+	if k == KindEmail {
+		return "n"
+	}
+	return ""
+}
+
+// compileText parses a text/template part and makes it strict.
+func compileText(name, part, src string, funcs template.FuncMap, counter *int) (*template.Template, error) {
+	tm, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(src)
+	if err != nil {
+		return nil, parseError(name, part, src, err)
+	}
+	gen := template.FuncMap{}
+	r := rewriter{funcs: gen, next: counter}
+	for _, sub := range tm.Templates() {
+		if sub.Tree != nil {
+			r.list(sub.Tree.Root, "")
+		}
+	}
+	return tm.Funcs(gen), nil
+}
+
+// compileHTML parses the html/template part, makes it strict and escapes it now, so that an
+// escaping error is a compile error.
+func compileHTML(name, src string, funcs template.FuncMap, counter *int) (*htmltemplate.Template, error) {
+	tm, err := htmltemplate.New(name).Option("missingkey=error").Funcs(htmltemplate.FuncMap(funcs)).Parse(src)
+	if err != nil {
+		return nil, parseError(name, PartHTML, src, err)
+	}
+	gen := template.FuncMap{}
+	r := rewriter{funcs: gen, next: counter}
+	for _, sub := range tm.Templates() {
+		if sub.Tree != nil {
+			r.list(sub.Tree.Root, "")
+		}
+	}
+	tm.Funcs(htmltemplate.FuncMap(gen))
+	// html/template escapes on the first Execute; run it on no data and keep only its
+	// escaping errors (the field errors of the empty data are expected).
+	var he *htmltemplate.Error
+	if err := tm.Execute(io.Discard, nil); errors.As(err, &he) {
+		msg, _, _ := strings.Cut(he.Description, ": {") // drop html/template's internal context dump
+		e := &Error{Part: PartHTML, Line: he.Line, Msg: msg}
+		if he.Node != nil {
+			e.Line, e.Col = position(src, int(he.Node.Position()))
+		}
+		return nil, e
+	}
+	return tm, nil
+}
+
+// position converts a byte offset in src to a 1-based line and column (in bytes).
+func position(src string, off int) (line, col int) {
+	if off > len(src) {
+		off = len(src)
+	}
+	before := src[:off]
+	line = 1 + strings.Count(before, "\n")
+	return line, off - strings.LastIndexByte(before, '\n')
+}
+
+// parseError converts a text/template parse error ("template: name:3: msg").
+func parseError(name, part, src string, err error) error {
+	msg := err.Error()
+	e := &Error{Part: part, Msg: msg}
+	rest, ok := strings.CutPrefix(msg, "template: "+name+":")
+	if !ok {
+		return e
+	}
+	e.Line, rest = leadingInt(rest)
+	if len(rest) > 1 && rest[0] == ':' && rest[1] >= '0' && rest[1] <= '9' {
+		e.Col, rest = leadingInt(rest[1:])
+	}
+	e.Msg = strings.TrimPrefix(rest, ": ")
+	if e.Col == 0 && e.Line > 0 {
+		e.Col = quotedColumn(src, e.Line, e.Msg)
+	}
+	return e
+}
+
+// quotedColumn finds the column of the first quoted name in msg (`function "foo" not defined`)
+// on the given line of src; 0 if there is none.
+func quotedColumn(src string, line int, msg string) int {
+	i := strings.IndexByte(msg, '"')
+	if i < 0 {
+		return 0
+	}
+	name, err := strconv.QuotedPrefix(msg[i:])
+	if err != nil {
+		return 0
+	}
+	name, _ = strconv.Unquote(name)
+	if name == "" {
+		return 0
+	}
+	for l := 1; l < line; l++ {
+		nl := strings.IndexByte(src, '\n')
+		if nl < 0 {
+			return 0
+		}
+		src = src[nl+1:]
+	}
+	if nl := strings.IndexByte(src, '\n'); nl >= 0 {
+		src = src[:nl]
+	}
+	if c := strings.Index(src, name); c >= 0 {
+		return c + 1
+	}
+	return 0
+}
+
+// leadingInt splits the decimal number at the start of s off.
+func leadingInt(s string) (int, string) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	n, _ := strconv.Atoi(s[:i])
+	return n, s[i:]
+}
+
+// execError converts an execution error into an *Error with the part and position.
+func execError(part string, err error) *Error {
+	e := &Error{Part: part, Msg: err.Error(), Err: err}
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "template: "); ok {
+		// "name:line:col: executing "name" at <node>: msg"
+		if i := strings.Index(rest, ": executing "); i >= 0 {
+			loc := rest[:i]
+			if c := strings.LastIndexByte(loc, ':'); c > 0 {
+				if l := strings.LastIndexByte(loc[:c], ':'); l >= 0 {
+					e.Line, _ = strconv.Atoi(loc[l+1 : c])
+					col, _ := strconv.Atoi(loc[c+1:])
+					e.Col = col + 1 // text/template counts columns from 0
+				}
+			}
+			tail := rest[i:]
+			if j := strings.Index(tail, ">: "); j >= 0 {
+				e.Msg = tail[j+3:]
+			}
+		}
+	}
+	if fe, ok := asFieldError(err); ok {
+		e.Msg, e.Err = fe.msg, fe.err
+	} else if cause := helperCause(err); cause != nil {
+		e.Msg, e.Err = cause.Error(), cause
+	}
+	return e
+}
+
+// helperCause returns the error a helper returned, if the execution error is one.
+func helperCause(err error) error {
+	var ee template.ExecError
+	if !errors.As(err, &ee) {
+		return nil
+	}
+	if strings.Contains(ee.Err.Error(), ": error calling ") {
+		return errors.Unwrap(ee.Err)
+	}
+	return nil
+}
+
+// bufPool holds render buffers; Render is on the ingest hot path.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled keeps a rare huge message from pinning its buffer.
+const maxPooled = 64 << 10
 
 // Name returns the template's name (the rule's name).
 func (t *Template) Name() string { return t.name }
 
+// Kind returns the kind of message the template renders.
+func (t *Template) Kind() Kind { return t.spec.Kind }
+
 // Render executes the template on data (keys such as new, old, op, table, vars, commit_time,
 // key, to; items and count for digests). A missing or NULL field, a helper error, a subject
-// with a line break or an SMS over MaxSegments is an error naming the template.
+// with a line break or an SMS over MaxSegments is an error: `template "name": part:line:col:
+// msg`, wrapping an *Error (errors.As) and, where one applies, a sentinel (errors.Is).
 func (t *Template) Render(data map[string]any) (Output, error) {
-	return Output{}, nil
+	var out Output
+	var err error
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooled {
+			bufPool.Put(buf)
+		}
+	}()
+	if t.subject != nil {
+		if out.Subject, err = t.exec(t.subject, PartSubject, buf, data); err != nil {
+			return Output{}, err
+		}
+		if strings.ContainsAny(out.Subject, "\r\n") {
+			return Output{}, t.fail(&Error{Part: PartSubject, Msg: "subject contains a line break", Err: ErrHeaderInjection})
+		}
+	}
+	if t.text != nil {
+		if out.Text, err = t.exec(t.text, PartText, buf, data); err != nil {
+			return Output{}, err
+		}
+	}
+	if t.html != nil {
+		if out.HTML, err = t.exec(t.html, PartHTML, buf, data); err != nil {
+			return Output{}, err
+		}
+	}
+	if t.spec.Kind == KindSMS {
+		if out.Text == "" {
+			return Output{}, t.fail(&Error{Part: PartText, Msg: "sms text is empty"})
+		}
+		out.Encoding, out.Segments = Segments(out.Text)
+		if max := t.spec.MaxSegments; max > 0 && out.Segments > max {
+			return Output{}, t.fail(&Error{Part: PartText, Err: ErrMaxSegments,
+				Msg: fmt.Sprintf("sms needs %d segments (%s), max_segments is %d", out.Segments, out.Encoding, max)})
+		}
+	}
+	return out, nil
+}
+
+// exec runs one part into buf and returns the text.
+func (t *Template) exec(x executor, part string, buf *bytes.Buffer, data map[string]any) (string, error) {
+	buf.Reset()
+	if err := x.Execute(buf, data); err != nil {
+		return "", t.fail(execError(part, err))
+	}
+	return buf.String(), nil
+}
+
+// fail names the template in a render error.
+func (t *Template) fail(e *Error) error {
+	if e.Line > 0 {
+		return fmt.Errorf("template %q: %s:%w", t.name, e.Part, e)
+	}
+	return fmt.Errorf("template %q: %s: %w", t.name, e.Part, e)
 }

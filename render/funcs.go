@@ -1,0 +1,205 @@
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The helpers (see the package documentation for examples):
+//
+//	money    {{ money .new.amount "EUR" }}        "€1,234.50" (en), "1.234,50 €" (de); exact
+//	number   {{ number .new.qty }} {{ number .new.rate 2 }}   locale separators, optional decimals
+//	date     {{ date .new.due }} {{ date .new.due "long" }}   layouts short, medium (default),
+//	         long, full, time, or a Go layout ("02.01.2006"); month/day names in the locale
+//	datetime {{ datetime .commit_time }} {{ datetime .commit_time "short" }}   date and time
+//	plural   {{ plural .count "item" "items" }}   the form for the locale's plural rule; "%d"
+//	         in a form is replaced by the number ("%d items"); ru takes 3 forms (one, few, many)
+//	truncate {{ truncate .new.text 20 }}        at most 20 characters, "..." included if cut
+//	upper, lower, title, trim                    {{ upper .new.name }}
+//	default  {{ .new.x | default "n/a" }}        the fallback when the value is NULL or ""
+//	json     {{ json .new }}                     JSON encoding (decimals as strings)
+//	mask     {{ mask .to }}                      Mask
+//
+// Dates are shown in Spec.Location; a DATE column (midnight UTC) is shown as its calendar day.
+
+// lenientFuncs take NULL arguments on purpose: their arguments are not checked for NULL.
+var lenientFuncs = map[string]bool{
+	"default": true, "json": true, "and": true, "or": true, "not": true, "eq": true, "ne": true,
+}
+
+// stringFuncs never return nil, so an action ending in one needs no output check.
+var stringFuncs = map[string]bool{
+	"money": true, "number": true, "date": true, "datetime": true, "plural": true,
+	"truncate": true, "upper": true, "lower": true, "title": true, "trim": true, "json": true,
+	"mask": true, "print": true, "printf": true, "println": true, "len": true, "html": true,
+	"js": true, "urlquery": true, "eq": true, "ne": true, "lt": true, "le": true,
+	"gt": true, "ge": true, "not": true,
+}
+
+// funcMap builds the helpers bound to one template's locale and location.
+func funcMap(loc *locale, tz *time.Location) template.FuncMap {
+	return template.FuncMap{
+		"money": func(v any, code string) (string, error) { return formatMoney(v, code, loc) },
+		"number": func(v any, places ...int) (string, error) {
+			d, err := toDecimal(v)
+			if err != nil {
+				return "", fmt.Errorf("number: %w", err)
+			}
+			p := int32(-1)
+			if len(places) > 1 {
+				return "", fmt.Errorf("number: want at most 1 decimals argument, got %d", len(places))
+			}
+			if len(places) == 1 {
+				if places[0] < 0 || places[0] > 18 {
+					return "", fmt.Errorf("number: decimals %d out of range 0..18", places[0])
+				}
+				p = int32(places[0])
+			}
+			return string(formatNumber(make([]byte, 0, 24), d, p, loc)), nil
+		},
+		"date":     func(v any, layout ...string) (string, error) { return formatDate("date", v, layout, loc, tz) },
+		"datetime": func(v any, layout ...string) (string, error) { return formatDate("datetime", v, layout, loc, tz) },
+		"plural":   func(n any, forms ...string) (string, error) { return plural(n, forms, loc) },
+		"truncate": truncate,
+		"upper":    textFunc("upper", strings.ToUpper),
+		"lower":    textFunc("lower", strings.ToLower),
+		"title":    textFunc("title", title),
+		"trim":     textFunc("trim", strings.TrimSpace),
+		"default": func(fallback, v any) any {
+			if v == nil || v == "" {
+				return fallback
+			}
+			return v
+		},
+		"json": jsonText,
+		"mask": textFunc("mask", Mask),
+	}
+}
+
+// textFunc adapts a string function to any input that prints as text.
+func textFunc(name string, f func(string) string) func(any) (string, error) {
+	return func(v any) (string, error) {
+		s, err := toText(v)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+		return f(s), nil
+	}
+}
+
+// title upper-cases the first letter of every word and leaves the rest as it is.
+func title(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	start := true
+	for _, r := range s {
+		if start && unicode.IsLetter(r) {
+			r = unicode.ToTitle(r)
+		}
+		start = unicode.IsSpace(r) || r == '-'
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// ellipsis marks a truncated text. Three dots rather than "…": "…" is not in GSM-7 and would
+// turn an SMS into UCS-2, halving its length.
+const ellipsis = "..."
+
+// truncate cuts v to at most n characters (runes), the ellipsis included.
+func truncate(v any, n int) (string, error) {
+	s, err := toText(v)
+	if err != nil {
+		return "", fmt.Errorf("truncate: %w", err)
+	}
+	if n < 0 {
+		return "", fmt.Errorf("truncate: length %d is negative", n)
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s, nil
+	}
+	if n <= len(ellipsis) {
+		return ellipsis[:n], nil
+	}
+	keep, i := n-len(ellipsis), 0
+	for pos := range s {
+		if i == keep {
+			return strings.TrimRightFunc(s[:pos], unicode.IsSpace) + ellipsis, nil
+		}
+		i++
+	}
+	return s, nil
+}
+
+// plural picks the form of forms for the count n under the locale's plural rule.
+func plural(n any, forms []string, loc *locale) (string, error) {
+	c, err := toInt(n)
+	if err != nil {
+		return "", fmt.Errorf("plural: %w", err)
+	}
+	if len(forms) != loc.forms {
+		return "", fmt.Errorf("plural: locale %s takes %d forms, got %d", loc.name, loc.forms, len(forms))
+	}
+	abs := uint64(c)
+	if c < 0 {
+		abs = uint64(-c)
+	}
+	form := forms[loc.plural(abs)]
+	if strings.Contains(form, "%d") {
+		form = strings.ReplaceAll(form, "%d", strconv.FormatInt(c, 10))
+	}
+	return form, nil
+}
+
+// formatDate implements date and datetime.
+func formatDate(name string, v any, layout []string, loc *locale, tz *time.Location) (string, error) {
+	t, err := toTime(v)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	if len(layout) > 1 {
+		return "", fmt.Errorf("%s: want at most 1 layout argument, got %d", name, len(layout))
+	}
+	style := "medium"
+	if len(layout) == 1 {
+		style = layout[0]
+	}
+	if name == "date" && isCalendarDate(t) {
+		// a calendar day: keep it as it is
+	} else {
+		t = t.In(tz)
+	}
+	b := make([]byte, 0, 32)
+	named, ok := loc.layouts[style]
+	switch {
+	case !ok && !strings.ContainsAny(style, "0123456789"):
+		return "", fmt.Errorf("%s: unknown layout %q (want short, medium, long, full, time or a Go layout)", name, style)
+	case !ok:
+		b = appendDate(b, t, style, loc)
+	case name == "datetime" && style != "time":
+		d := string(appendDate(b, t, named, loc))
+		c := string(appendDate(nil, t, loc.layouts["time"], loc))
+		return fmt.Sprintf(loc.dateTime, d, c), nil
+	default:
+		b = appendDate(b, t, named, loc)
+	}
+	return string(b), nil
+}
+
+// jsonText encodes v as JSON without HTML escaping (the webhook body is not HTML).
+func jsonText(v any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", fmt.Errorf("json: %w", err)
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
