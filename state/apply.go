@@ -1,0 +1,460 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Reasons this package writes into Message.Reason.
+const (
+	// ReasonRescheduled: a pending reminder replaced by a newer schedule of its slot.
+	ReasonRescheduled = "rescheduled"
+	// ReasonRuleCancel: a pending reminder cancelled by a rule (Batch.Cancels).
+	ReasonRuleCancel = "cancelled by rule"
+	// ReasonCrashDuringSend: a message found in `sending` at start on a non-idempotent channel.
+	ReasonCrashDuringSend = "crash during send"
+)
+
+// Batch is everything one Apply writes in one Badger transaction: the effects of one or more
+// whole binlog transactions and the checkpoint after the last of them.
+type Batch struct {
+	// Checkpoint is written with the effects; nil leaves the stored checkpoint unchanged (for
+	// a caller that must split one huge binlog transaction: only its last part carries it).
+	Checkpoint *Checkpoint
+	// Cursors sets w/<name> to the value (snapshot and sweep cursors); a nil value deletes it.
+	Cursors map[string][]byte
+	// Messages are inserted if absent by Key. Status must be Ready (the zero Status means
+	// Ready), Scheduled, Held or Dead (e.g. the template failed). Ready and Scheduled messages
+	// get a due entry at DueAt; a zero DueAt means CreatedAt ("send now").
+	Messages []*Message
+	// Schedules are reminders, reconciled by slot (see Schedule).
+	Schedules []Schedule
+	// Cancels are slots "<rule>/<entity>" whose pending reminder is cancelled.
+	Cancels []string
+	// Digest items are added to their window, if absent by (Rule, Group, Window, Item).
+	Digest []DigestItem
+}
+
+// Schedule is a reminder for the entity of a slot. Apply reconciles it with the slot:
+//
+//   - slot empty → the message is inserted and the slot points to it;
+//   - slot points at the same key → nothing, unless the pending message has another fire time
+//     (it is moved to the new DueAt and takes the new text) or was cancelled by a rule or a
+//     reschedule (it is revived);
+//   - slot points at another key → that message, if still pending (scheduled, ready, retry or
+//     held), is cancelled with ReasonRescheduled; the new message is inserted (or revived) and
+//     the slot points to it. A new key that was already sent is not sent again.
+//
+// Each slot remembers the newest Version applied to it; a Schedule or Cancel older than that
+// is a replay of an older batch and changes nothing, so replays converge to the same schedule
+// without firing intermediate states.
+type Schedule struct {
+	Slot    string
+	Message *Message // Status Scheduled (zero means Scheduled); DueAt = fire time, required
+	// Version orders effects on a slot: the commit time of the change. Zero means the batch's
+	// Checkpoint.CommitTime; if both are zero the effect is always applied.
+	Version time.Time
+}
+
+// DigestItem is one item of a digest window. The window is identified by (Rule, Group,
+// Window); Channel and To are stored once per window, with its first item.
+type DigestItem struct {
+	Rule, Group string
+	Window      time.Time // the window END; the window is due when it is <= now
+	Item        string    // unique within the window (insert-if-absent)
+	Data        []byte
+	Channel, To string
+}
+
+// ApplyResult counts what an Apply did.
+type ApplyResult struct {
+	Inserted    int // new messages (Messages)
+	Existing    int // effects that changed nothing: key present, slot up to date, stale replay
+	Scheduled   int // reminders inserted (or revived) on an empty or settled slot
+	Rescheduled int // reminders that replaced or moved a pending one
+	Cancelled   int // pending reminders cancelled by Cancels
+	DigestItems int // digest items added
+}
+
+// Per-entry overheads used by Batch.Cost: Badger counts key + value + 12 bytes per entry.
+const (
+	entryOverhead = 12
+	indexKeyLen   = 4 + 9 + 11 // i/ or d/ key without the message key, rounded up
+)
+
+// Cost estimates the Badger entries and bytes an Apply of b writes, as checked against
+// MaxBatchBytes and Badger's entry limit. A reschedule is counted as rewriting a second record
+// of the same size.
+func (b *Batch) Cost() (entries, bytes int64) {
+	add := func(n int, key, val int) {
+		entries += int64(n)
+		bytes += int64(key + val + entryOverhead)
+	}
+	msg := func(m *Message) {
+		if m == nil {
+			return
+		}
+		k := len(m.Key)
+		add(1, len(prefixMsg)+k, encodedSize(m))
+		add(1, indexKeyLen+k, 0) // status index
+		add(1, indexKeyLen+k, 0) // due index
+	}
+	for _, m := range b.Messages {
+		msg(m)
+	}
+	for _, sc := range b.Schedules {
+		msg(sc.Message)
+		msg(sc.Message) // the pending reminder it may cancel
+		add(1, len(prefixSlot)+len(sc.Slot), 8+len(sc.Slot)+64)
+	}
+	for _, c := range b.Cancels {
+		add(1, len(prefixSlot)+len(c), 8+len(c)+64)
+		add(3, 3*(indexKeyLen+len(c)+64), 1024)
+	}
+	for _, d := range b.Digest {
+		id := len(d.Rule) + len(d.Group) + 16
+		add(1, id+len(d.Item), len(d.Data))
+		add(1, id, len(d.Channel)+len(d.To)+4)
+	}
+	for name, v := range b.Cursors {
+		add(1, len(prefixCursor)+len(name), len(v))
+	}
+	if b.Checkpoint != nil {
+		add(1, 2, len(b.Checkpoint.Position)+len(b.Checkpoint.Flavor)+16)
+	}
+	return entries, bytes
+}
+
+// MaxBatchBytes is the largest Batch.Cost bytes an Apply accepts (about 15% of the memtable).
+func (s *Store) MaxBatchBytes() int64 { return s.db.MaxBatchSize() - 1 }
+
+func (s *Store) maxBatchEntries() int64 { return s.db.MaxBatchCount() - 1 }
+
+// MaxBatchCount is a safe number of messages (or schedules) per Apply for messages of up to
+// about 1 KiB each (text plus template data). Callers with bigger messages should check
+// Batch.Cost against MaxBatchBytes; Apply refuses a batch that does not fit with
+// ErrBatchTooBig rather than split it.
+func (s *Store) MaxBatchCount() int {
+	const perSchedule = 2 * (1024 + 2*indexKeyLen + 3*entryOverhead + 64)
+	return int(min(s.maxBatchEntries()/8, s.MaxBatchBytes()/perSchedule))
+}
+
+func (b *Batch) validate() error {
+	for i, m := range b.Messages {
+		if m == nil || m.Key == "" {
+			return fmt.Errorf("batch message %d: empty key: %w", i, ErrInvalid)
+		}
+		switch m.Status {
+		case 0, StatusReady, StatusScheduled, StatusHeld, StatusDead:
+		default:
+			return fmt.Errorf("batch message %q: status %s not allowed on insert: %w", m.Key, m.Status, ErrInvalid)
+		}
+		if m.Status == StatusScheduled && m.DueAt.IsZero() {
+			return fmt.Errorf("batch message %q: scheduled without DueAt: %w", m.Key, ErrInvalid)
+		}
+	}
+	for i, sc := range b.Schedules {
+		if sc.Slot == "" || sc.Message == nil || sc.Message.Key == "" {
+			return fmt.Errorf("batch schedule %d: empty slot or message key: %w", i, ErrInvalid)
+		}
+		if sc.Message.DueAt.IsZero() {
+			return fmt.Errorf("batch schedule %q: no fire time (DueAt): %w", sc.Message.Key, ErrInvalid)
+		}
+		if st := sc.Message.Status; st != 0 && st != StatusScheduled {
+			return fmt.Errorf("batch schedule %q: status %s, want scheduled: %w", sc.Message.Key, st, ErrInvalid)
+		}
+	}
+	for i, d := range b.Digest {
+		if d.Rule == "" || d.Item == "" || d.Window.IsZero() {
+			return fmt.Errorf("batch digest item %d: rule, item and window are required: %w", i, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// Apply writes every effect of b and b.Checkpoint in one Badger transaction (invariant 1).
+// On any error nothing is written. A batch over the transaction limit (see MaxBatchCount,
+// Batch.Cost) fails with ErrBatchTooBig. A full disk or an I/O error is returned wrapped; the
+// checkpoint then still names the last applied batch, so nothing is lost.
+func (s *Store) Apply(ctx context.Context, b *Batch) (ApplyResult, error) {
+	if err := s.acquire(); err != nil {
+		return ApplyResult{}, err
+	}
+	defer s.mu.RUnlock()
+	if err := b.validate(); err != nil {
+		return ApplyResult{}, err
+	}
+	n := len(b.Messages) + len(b.Schedules) + len(b.Cancels) + len(b.Digest)
+	entries, bytes := b.Cost()
+	if entries > s.maxBatchEntries() || bytes > s.MaxBatchBytes() {
+		return ApplyResult{}, fmt.Errorf("apply batch of %d effects (~%d entries, ~%d bytes; limit %d entries, %d bytes): %w",
+			n, entries, bytes, s.maxBatchEntries(), s.MaxBatchBytes(), ErrBatchTooBig)
+	}
+	now := s.opts.Now()
+	var version int64
+	if b.Checkpoint != nil {
+		version = unixMs(b.Checkpoint.CommitTime)
+	}
+	var res ApplyResult
+	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+		res = ApplyResult{}
+		for _, m := range b.Messages {
+			ok, err := insertMessage(txn, fx, m, now)
+			if err != nil {
+				return err
+			}
+			if ok {
+				res.Inserted++
+			} else {
+				res.Existing++
+			}
+		}
+		for _, sc := range b.Schedules {
+			v := version
+			if !sc.Version.IsZero() {
+				v = unixMs(sc.Version)
+			}
+			if err := reconcile(txn, fx, sc, v, now, &res); err != nil {
+				return err
+			}
+		}
+		for _, slot := range b.Cancels {
+			if err := cancelSlot(txn, fx, slot, version, now, &res); err != nil {
+				return err
+			}
+		}
+		for _, d := range b.Digest {
+			if err := addDigestItem(txn, d, &res); err != nil {
+				return err
+			}
+		}
+		for name, v := range b.Cursors {
+			var err error
+			if v == nil {
+				err = txn.Delete(cursorKey(name))
+			} else {
+				err = txn.Set(cursorKey(name), v)
+			}
+			if err != nil {
+				return fmt.Errorf("cursor %q: %w", name, err)
+			}
+		}
+		if b.Checkpoint != nil {
+			if err := txn.Set(keyCheckpoint, encodeCheckpoint(*b.Checkpoint)); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+		}
+		return ctx.Err() // the side effect (commit) comes next
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return ApplyResult{}, fmt.Errorf("apply batch of %d effects: %w (badger: %w)", n, ErrBatchTooBig, err)
+	}
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply batch of %d effects: %w", n, err)
+	}
+	return res, nil
+}
+
+// withDefaults returns a copy of m with the times every stored message has.
+func withDefaults(m *Message, st Status, now time.Time) *Message {
+	c := *m
+	if c.Status == 0 {
+		c.Status = st
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	c.UpdatedAt = now
+	if hasDue(c.Status) && c.DueAt.IsZero() {
+		c.DueAt = c.CreatedAt
+	}
+	return &c
+}
+
+// exists reports whether k is present in txn.
+func exists(txn *badger.Txn, k []byte) (bool, error) {
+	_, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// insertMessage inserts m if its key is absent; it reports whether it did.
+func insertMessage(txn *badger.Txn, fx *effects, m *Message, now time.Time) (bool, error) {
+	found, err := exists(txn, msgKey(m.Key))
+	if err != nil {
+		return false, fmt.Errorf("read message %q: %w", m.Key, err)
+	}
+	if found {
+		return false, nil
+	}
+	if err := fx.put(txn, withDefaults(m, StatusReady, now), nil); err != nil {
+		return false, fmt.Errorf("insert message %q: %w", m.Key, err)
+	}
+	return true, nil
+}
+
+func appendHistory(h []Attempt, a Attempt) []Attempt {
+	h = append(h, a)
+	if len(h) > maxHistory {
+		h = h[len(h)-maxHistory:]
+	}
+	return h
+}
+
+// transition moves m (stored with header prev) to st and writes it with a History entry.
+func transition(txn *badger.Txn, fx *effects, m *Message, prev *recordMeta, st Status, now time.Time, errText, reason string) error {
+	m.Status = st
+	m.UpdatedAt = now
+	if reason != "" {
+		m.Reason = reason
+	}
+	m.History = appendHistory(m.History, Attempt{At: now, Status: st, Error: errText})
+	if err := fx.put(txn, m, prev); err != nil {
+		return fmt.Errorf("message %q to %s: %w", m.Key, st, err)
+	}
+	return nil
+}
+
+// pendingForSlot: the statuses a reschedule or a rule cancel may cancel.
+func pendingForSlot(st Status) bool {
+	return st == StatusScheduled || st == StatusReady || st == StatusRetry || st == StatusHeld
+}
+
+// revivable: a reminder cancelled by the rules themselves, which a newer schedule may revive.
+func revivable(m *Message) bool {
+	return m.Status == StatusCancelled && (m.Reason == ReasonRescheduled || m.Reason == ReasonRuleCancel)
+}
+
+// adopt gives cur (stored) the content and fire time of the newer schedule m.
+func adopt(cur, m *Message) {
+	cur.Rule, cur.Channel, cur.To = m.Rule, m.Channel, m.To
+	cur.Subject, cur.Text, cur.HTML, cur.Data = m.Subject, m.Text, m.HTML, m.Data
+	cur.Origin, cur.Recheck, cur.Slot = m.Origin, m.Recheck, m.Slot
+	cur.DueAt = m.DueAt
+	cur.Reason = ""
+}
+
+func readSlot(txn *badger.Txn, slot string) (version int64, key string, ok bool, err error) {
+	item, err := txn.Get(slotKey(slot))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, "", false, nil
+	}
+	if err != nil {
+		return 0, "", false, fmt.Errorf("read slot %q: %w", slot, err)
+	}
+	err = item.Value(func(v []byte) error {
+		version, key, err = decodeSlot(v)
+		return err
+	})
+	if err != nil {
+		return 0, "", false, fmt.Errorf("slot %q: %w", slot, err)
+	}
+	return version, key, true, nil
+}
+
+// reconcile applies one Schedule (see its doc) at version v.
+func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, now time.Time, res *ApplyResult) error {
+	slotVer, slotMsg, have, err := readSlot(txn, sc.Slot)
+	if err != nil {
+		return err
+	}
+	if have && v != 0 && slotVer > v {
+		res.Existing++ // a replay of an older batch
+		return nil
+	}
+	m := withDefaults(sc.Message, StatusScheduled, now)
+	m.Slot = sc.Slot
+	replaced := false
+	if have && slotMsg != m.Key {
+		old, prev, err := getMessage(txn, slotMsg)
+		switch {
+		case errors.Is(err, ErrNotFound): // expired
+		case err != nil:
+			return err
+		case pendingForSlot(old.Status):
+			if err := transition(txn, fx, old, prev, StatusCancelled, now, "", ReasonRescheduled); err != nil {
+				return err
+			}
+			replaced = true
+		}
+	}
+	cur, prev, err := getMessage(txn, m.Key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if err := fx.put(txn, m, nil); err != nil {
+			return fmt.Errorf("insert reminder %q: %w", m.Key, err)
+		}
+		if replaced {
+			res.Rescheduled++
+		} else {
+			res.Scheduled++
+		}
+	case err != nil:
+		return err
+	case cur.Status == StatusScheduled && !cur.DueAt.Equal(m.DueAt):
+		adopt(cur, m)
+		if err := transition(txn, fx, cur, prev, StatusScheduled, now, "", ""); err != nil {
+			return err
+		}
+		res.Rescheduled++
+	case revivable(cur):
+		adopt(cur, m)
+		if err := transition(txn, fx, cur, prev, StatusScheduled, now, "", ""); err != nil {
+			return err
+		}
+		if replaced {
+			res.Rescheduled++
+		} else {
+			res.Scheduled++
+		}
+	default:
+		if replaced {
+			res.Rescheduled++
+		} else {
+			res.Existing++
+		}
+	}
+	if !have || slotMsg != m.Key || v > slotVer {
+		if err := txn.Set(slotKey(sc.Slot), encodeSlot(max(v, slotVer), m.Key)); err != nil {
+			return fmt.Errorf("write slot %q: %w", sc.Slot, err)
+		}
+	}
+	return nil
+}
+
+// cancelSlot cancels the pending reminder of slot, if any, at version v.
+func cancelSlot(txn *badger.Txn, fx *effects, slot string, v int64, now time.Time, res *ApplyResult) error {
+	slotVer, key, have, err := readSlot(txn, slot)
+	if err != nil || !have {
+		return err
+	}
+	if v != 0 && slotVer > v {
+		res.Existing++
+		return nil
+	}
+	m, prev, err := getMessage(txn, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return err
+	case pendingForSlot(m.Status):
+		if err := transition(txn, fx, m, prev, StatusCancelled, now, "", ReasonRuleCancel); err != nil {
+			return err
+		}
+		res.Cancelled++
+	default:
+		res.Existing++
+	}
+	if v > slotVer {
+		if err := txn.Set(slotKey(slot), encodeSlot(v, key)); err != nil {
+			return fmt.Errorf("write slot %q: %w", slot, err)
+		}
+	}
+	return nil
+}

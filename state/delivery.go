@@ -1,0 +1,356 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Result is the outcome of one delivery attempt, reported by the sender through Complete.
+type Result uint8
+
+// The results Complete accepts. Their numeric values are not persisted.
+const (
+	// ResultSent: the provider accepted it → sent (ProviderID kept).
+	ResultSent Result = iota + 1
+	// ResultRetry: a temporary failure → retry, due again at RetryAt.
+	ResultRetry
+	// ResultDead: a final failure (4xx, retries exhausted) → dead, with Error and Reason.
+	ResultDead
+	// ResultUncertain: the call may or may not have reached the provider (timeout on a
+	// non-idempotent channel) → uncertain; never resent by itself.
+	ResultUncertain
+	// ResultDefer: not attempted (quiet hours, rate hold) → scheduled again at RetryAt; the
+	// attempt Claim counted is given back.
+	ResultDefer
+	// ResultSkipped: not sent on purpose (misfire policy "skip_older_than") → skipped, Reason.
+	ResultSkipped
+)
+
+var resultNames = [...]string{ResultSent: "sent", ResultRetry: "retry", ResultDead: "dead",
+	ResultUncertain: "uncertain", ResultDefer: "defer", ResultSkipped: "skipped"}
+
+// String returns the lower-case name of r.
+func (r Result) String() string {
+	if int(r) < len(resultNames) && resultNames[r] != "" {
+		return resultNames[r]
+	}
+	return fmt.Sprintf("result(%d)", uint8(r))
+}
+
+// Outcome is what happened to one claimed message.
+type Outcome struct {
+	Key    string
+	Result Result
+	// At is when it happened (default: the store clock).
+	At time.Time
+	// RetryAt is when a ResultRetry or ResultDefer message is due again (default: At).
+	RetryAt time.Time
+	// Error is the failure text kept in LastError and History (e.g. the provider's response,
+	// truncated by the sender).
+	Error string
+	// Reason is the short machine-readable reason for dead, uncertain and skipped.
+	Reason string
+	// ProviderID is the provider's message id, if the channel extracted one.
+	ProviderID string
+}
+
+// claimCap is the most messages one Claim or Complete transaction handles: each moves about
+// four entries and rewrites a record of typically well under 2 KiB.
+func (s *Store) claimCap() int {
+	return int(max(1, min(s.maxBatchEntries()/6, s.MaxBatchBytes()/(2048+4*(indexKeyLen+entryOverhead+64)))))
+}
+
+// Claim moves up to limit messages whose due time is <= now (status scheduled, ready or retry)
+// to `sending`, increments their Attempts, removes their due entries and returns them in due
+// order. The transaction is committed (fsynced) before Claim returns, so the `sending` mark is
+// durable before any provider call (invariant 3). Concurrent callers never receive the same
+// message. limit is capped to what fits in one transaction (a few thousand).
+//
+// Claim seeks the due index from an in-memory low-water mark rather than its start, which is
+// full of tombstones of claimed entries; every committed due entry below the mark lowers it.
+func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	limit = min(limit, s.claimCap())
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	s.lowMu.Lock()
+	start := s.low
+	s.dirtyLow = math.MaxInt64
+	s.lowMu.Unlock()
+
+	nowMs := unixMs(now)
+	var out []*Message
+	var next int64
+	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+		out = out[:0]
+		keys, dues, n, err := scanDue(txn, start, nowMs, limit)
+		if err != nil {
+			return err
+		}
+		next = n
+		for i, key := range keys {
+			m, err := claimOne(txn, fx, key, dues[i], nowMs)
+			if err != nil {
+				return err
+			}
+			if m != nil {
+				out = append(out, m)
+			}
+		}
+		return ctx.Err()
+	})
+	s.lowMu.Lock()
+	if err == nil {
+		s.low = min(next, s.dirtyLow)
+	}
+	s.dirtyLow = math.MaxInt64
+	s.lowMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("claim due messages: %w", err)
+	}
+	return out, nil
+}
+
+// scanDue lists up to limit due entries with time <= nowMs from start on, and the new
+// low-water mark: the time of the first entry not taken, or of the last one taken.
+func scanDue(txn *badger.Txn, start, nowMs int64, limit int) (keys []string, dues []int64, next int64, err error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
+	defer it.Close()
+	next = start
+	for it.Seek(dueSeek(start)); it.Valid(); it.Next() {
+		ms, key, ok := parseDueKey(it.Item().Key())
+		if !ok {
+			continue
+		}
+		if ms > nowMs || len(keys) >= limit {
+			return keys, dues, ms, nil
+		}
+		keys = append(keys, string(key))
+		dues = append(dues, ms)
+		next = max(next, ms)
+	}
+	return keys, dues, next, nil
+}
+
+// claimOne moves one due message to sending by patching its record header in place (no
+// re-encode: see codec.go). A due entry whose record is gone, not pending or due at another
+// time is stale and simply removed. A corrupt record is logged, taken out of the due index and
+// left for the operator rather than blocking the queue.
+func claimOne(txn *badger.Txn, fx *effects, key string, dueMs, nowMs int64) (*Message, error) {
+	item, err := txn.Get(msgKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, txn.Delete(dueKey(dueMs, key))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read message %q: %w", key, err)
+	}
+	val, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read message %q: %w", key, err)
+	}
+	prev, err := peekMeta(val)
+	if err != nil || !hasDue(prev.status) || prev.due != dueMs {
+		return nil, txn.Delete(dueKey(dueMs, key))
+	}
+	cur := prev
+	cur.status = StatusSending
+	cur.attempts = min(prev.attempts+1, math.MaxInt32)
+	cur.updated = nowMs
+	patchMeta(val, cur)
+	m, err := decodeOwned(key, val)
+	if err != nil {
+		return nil, txn.Delete(dueKey(dueMs, key))
+	}
+	if err := txn.Set(msgKey(key), val); err != nil {
+		return nil, fmt.Errorf("claim message %q: %w", key, err)
+	}
+	if err := fx.reindex(txn, key, &prev, cur); err != nil {
+		return nil, fmt.Errorf("claim message %q: %w", key, err)
+	}
+	return m, nil
+}
+
+// NextDue returns the earliest due time in the due index (for the sender's timer); ok is
+// false when nothing is pending.
+func (s *Store) NextDue() (t time.Time, ok bool, err error) {
+	if err := s.acquire(); err != nil {
+		return time.Time{}, false, err
+	}
+	defer s.mu.RUnlock()
+	s.lowMu.Lock()
+	start := s.low
+	s.lowMu.Unlock()
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
+		defer it.Close()
+		for it.Seek(dueSeek(start)); it.Valid(); it.Next() {
+			if ms, _, valid := parseDueKey(it.Item().Key()); valid {
+				t, ok = fromMs(ms), true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read next due time: %w", err)
+	}
+	return t, ok, nil
+}
+
+// Complete records the outcomes of claimed messages, in one transaction per up to a few
+// thousand outcomes. An outcome for a message that is not `sending` (or not found) is skipped
+// and reported in the returned error (errors.Is ErrWrongState or ErrNotFound); the others are
+// committed regardless. Each message keeps its last 10 History entries.
+func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	var skipped []error
+	step := s.claimCap()
+	for lo := 0; lo < len(outs); lo += step {
+		chunk := outs[lo:min(lo+step, len(outs))]
+		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+			skipped = skipped[:0]
+			for i := range chunk {
+				if err := s.completeOne(txn, fx, &chunk[i]); err != nil {
+					if errors.Is(err, ErrWrongState) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
+						skipped = append(skipped, err)
+						continue
+					}
+					return err
+				}
+			}
+			return ctx.Err()
+		})
+		if err != nil {
+			return fmt.Errorf("complete %d outcomes: %w", len(chunk), err)
+		}
+	}
+	return errors.Join(skipped...)
+}
+
+func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome) error {
+	m, prev, err := getMessage(txn, o.Key)
+	if err != nil {
+		return fmt.Errorf("complete: %w", err)
+	}
+	if m.Status != StatusSending {
+		return fmt.Errorf("complete message %q (%s): is %s, not sending: %w", o.Key, o.Result, m.Status, ErrWrongState)
+	}
+	at := o.At
+	if at.IsZero() {
+		at = s.opts.Now()
+	}
+	retryAt := o.RetryAt
+	if retryAt.IsZero() {
+		retryAt = at
+	}
+	if o.Error != "" {
+		m.LastError = o.Error
+	}
+	var st Status
+	switch o.Result {
+	case ResultSent:
+		st = StatusSent
+		m.ProviderID = o.ProviderID
+	case ResultRetry:
+		st = StatusRetry
+		m.DueAt = retryAt
+	case ResultDead:
+		st = StatusDead
+	case ResultUncertain:
+		st = StatusUncertain
+	case ResultDefer:
+		st = StatusScheduled
+		m.DueAt = retryAt
+		m.Attempts = max(0, m.Attempts-1)
+		return transition(txn, fx, m, prev, st, at, o.Reason, "")
+	case ResultSkipped:
+		st = StatusSkipped
+	default:
+		return fmt.Errorf("complete message %q: unknown result %d: %w", o.Key, o.Result, ErrInvalid)
+	}
+	errText := o.Error
+	if errText == "" && st != StatusSent {
+		errText = o.Reason
+	}
+	return transition(txn, fx, m, prev, st, at, errText, o.Reason)
+}
+
+// Settle runs once at start, before the sender: every message left in `sending` by a crash
+// becomes ready and due now if idempotent(its channel) reports that the provider dedupes
+// resends, otherwise uncertain with ReasonCrashDuringSend (never resent by itself, shown to
+// the operator). It returns how many went each way.
+func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool) (ready, uncertain int, err error) {
+	if err := s.acquire(); err != nil {
+		return 0, 0, err
+	}
+	defer s.mu.RUnlock()
+	step := s.claimCap()
+	for {
+		now := s.opts.Now()
+		var r, u int
+		done := false
+		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+			r, u = 0, 0
+			keys, err := scanStatus(txn, StatusSending, step)
+			if err != nil {
+				return err
+			}
+			done = len(keys) == 0
+			for _, key := range keys {
+				m, prev, err := getMessage(txn, key)
+				if err != nil {
+					return err
+				}
+				if m.Status != StatusSending {
+					continue
+				}
+				if idempotent != nil && idempotent(m.Channel) {
+					m.DueAt = now
+					err = transition(txn, fx, m, prev, StatusReady, now, ReasonCrashDuringSend, "")
+					r++
+				} else {
+					err = transition(txn, fx, m, prev, StatusUncertain, now, ReasonCrashDuringSend, ReasonCrashDuringSend)
+					u++
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return ready, uncertain, fmt.Errorf("settle sending messages: %w", err)
+		}
+		ready, uncertain = ready+r, uncertain+u
+		if done {
+			return ready, uncertain, nil
+		}
+	}
+}
+
+// scanStatus lists up to limit keys of messages in status st, oldest update first.
+func scanStatus(txn *badger.Txn, st Status, limit int) ([]string, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: statusPrefix(st)})
+	defer it.Close()
+	var keys []string
+	for it.Rewind(); it.Valid() && len(keys) < limit; it.Next() {
+		if _, _, key, ok := parseStatusKey(it.Item().Key()); ok {
+			keys = append(keys, string(key))
+		}
+	}
+	return keys, nil
+}
