@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -117,14 +118,14 @@ func parseDecimal(s string) (decimal.Decimal, error) {
 		}
 	}
 	if !ok {
-		return decimal.Decimal{}, fmt.Errorf("%q is not a decimal number", s)
+		return decimal.Decimal{}, errors.New("string is not a decimal number") // the value may be personal: not shown
 	}
 	return decimal.NewFromString(t)
 }
 
 // errNullArg is returned by helpers given a NULL (only reachable through variables: fields
 // are checked before the call).
-var errNullArg = fmt.Errorf("value is NULL (use default)")
+var errNullArg = errors.New("value is NULL (use default)")
 
 // describe names a value's type for error messages without printing the value (it may be
 // personal data).
@@ -301,7 +302,7 @@ func toTime(v any) (time.Time, error) {
 				return t, nil
 			}
 		}
-		return time.Time{}, fmt.Errorf("%q is not a date (want RFC 3339, 2006-01-02 15:04:05 or 2006-01-02)", x)
+		return time.Time{}, errors.New("string is not a date (want RFC 3339, 2006-01-02 15:04:05 or 2006-01-02)")
 	case nil:
 		return time.Time{}, errNullArg
 	}

@@ -206,11 +206,12 @@ func (s *Spec) validate() error {
 	return errors.Join(errs...)
 }
 
+// article is the suffix of "a" before the kind's name: "an sms", "an email", "a webhook".
 func article(k Kind) string {
-	if k == KindEmail {
-		return "n"
+	if k == KindWebhook {
+		return ""
 	}
-	return ""
+	return "n"
 }
 
 // compileText parses a text/template part and makes it strict.
