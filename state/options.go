@@ -83,6 +83,9 @@ func (o *Options) badgerOptions() badger.Options {
 		WithBlockCacheSize(16 << 20). // Snappy is on: the cache holds decompressed blocks
 		WithIndexCacheSize(16 << 20). // bound bloom filters and table indexes
 		WithValueLogFileSize(64 << 20).
+		// Records stay in the LSM (values below the threshold); Badger requires the threshold
+		// below the transaction size limit, which a small memtable lowers.
+		WithValueThreshold(min(1<<20, o.MemTableSize/16)).
 		WithCompression(options.Snappy).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false).
