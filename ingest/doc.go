@@ -1,0 +1,31 @@
+// Package ingest is the pipeline between the binlog and the store: cdc → rules → render → state.
+//
+// It reads committed transactions (*cdc.Txn) from a channel, evaluates the current rule set
+// against every row change, renders each resulting message with its rule's template, and writes
+// the messages, reminder schedules, cancellations and digest items of one or more transactions
+// together with the checkpoint (the Position after the last of them) in ONE state.Store.Apply.
+//
+// Guarantees:
+//
+//   - Invariant 1 (checkpoint with effects): a transaction's effects and the checkpoint that
+//     moves past it are committed in the same Badger transaction. Transactions are grouped
+//     (group commit: a batch is handed to the committer about every FlushInterval, or as soon
+//     as it reaches the store's MaxBatchCount), but one binlog transaction is never split
+//     across two Applies; a transaction whose effects alone exceed the cap stops the pipeline
+//     with ErrTxnTooBig, which says so.
+//   - Evaluation overlaps the commit: a committer goroutine fsyncs batch N while the evaluator
+//     builds batch N+1.
+//   - Invariant 5 (bad input never stops the world): a template that fails on a row stores that
+//     message as dead with reason "template" and the error; a rule whose condition, key or
+//     recipient fails on a row stores a dead message with reason "rule_error" (key derived from
+//     the rule, the transaction's position and the row index, so a replay dedupes it), logs it
+//     and counts it in notifier_rule_errors_total{rule}. Other messages of the same row and
+//     transaction are unaffected.
+//   - Hot reload: SetRules swaps the rule set atomically; the evaluator loads it once per
+//     transaction, so a swap takes effect between binlog transactions, never inside one.
+//   - Blast-radius guard: a rule that creates more than its max_per_minute messages (or the
+//     default) within one minute is paused: its further messages are stored as held (released
+//     or dropped by an operator) until a whole minute passes under the limit.
+//   - Digests: RunDigests flushes closed digest windows into one rendered message each,
+//     exactly once (state.FlushDigest is atomic).
+package ingest

@@ -1,0 +1,239 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"notifier/cdc"
+	"notifier/render"
+	"notifier/rules"
+	"notifier/state"
+)
+
+// evaluator turns one transaction into a batch part. It runs on the evaluator goroutine only.
+type evaluator struct {
+	g       *Ingester
+	effects []rules.Effect // reused between changes
+	set     *rules.Set     // the set whose generation is live
+	rev     *rules.Evaluator
+	gen     *generation
+	guard   *guard
+	rows    map[rowKey]*metrics.Counter
+}
+
+type rowKey struct {
+	table string
+	op    cdc.Op
+}
+
+func newEvaluator(g *Ingester) evaluator {
+	return evaluator{g: g, guard: newGuard(g.log), rows: make(map[rowKey]*metrics.Counter)}
+}
+
+// evaluate evaluates every change of t with the current rule set and returns the store
+// operations, with the checkpoint set to t's position. It fails only on a broken invariant of
+// the input (none today); rule and template failures become dead messages.
+func (e *evaluator) evaluate(t *cdc.Txn) (*batch, error) {
+	set := e.g.rules.Load()
+	if set != e.set || e.gen == nil {
+		old := e.gen
+		e.set, e.gen, e.rev = set, newGeneration(), set.NewEvaluator()
+		old.close()
+	}
+	now := e.g.opts.Now()
+	pos := t.Position.String()
+	b := &batch{pos: t.Position, txns: 1, rows: len(t.Changes), commit: t.CommitTime}
+	b.b.Checkpoint = &state.Checkpoint{Flavor: e.g.opts.Flavor, Position: pos, CommitTime: t.CommitTime}
+	meta := rules.Meta{Position: pos, CommitTime: t.CommitTime}
+	for i := range t.Changes {
+		ch := &t.Changes[i]
+		e.countRow(ch)
+		e.effects = e.rev.Evaluate(ch, meta, e.effects[:0])
+		for j := range e.effects {
+			e.add(b, &e.effects[j], ch, pos, t.CommitTime, now)
+		}
+	}
+	clear(e.effects) // drop references to row data until the next change
+	if e.g.maxBytes > 0 {
+		_, b.bytes = b.b.Cost()
+	}
+	txnsTotal.Inc()
+	if !t.CommitTime.IsZero() {
+		lagSeconds.Set(now.Sub(t.CommitTime).Seconds())
+	}
+	return b, nil
+}
+
+func (e *evaluator) countRow(ch *cdc.Change) {
+	k := rowKey{table: ch.Table, op: ch.Op}
+	if ch.Schema != "" {
+		k.table = ch.Schema + "." + ch.Table
+	}
+	c, ok := e.rows[k]
+	if !ok {
+		c = rowCounter(k.table, ch.Op.String())
+		e.rows[k] = c
+	}
+	c.Inc()
+}
+
+// add turns one effect into store operations in b.
+func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos string, commitTime, now time.Time) {
+	ruleName := ruleNameOf(eff)
+	var rg *ruleGuard
+	if ruleName != "" {
+		rg = e.guard.state(ruleName)
+	}
+	var rm *ruleMetrics
+	if rg != nil {
+		rm = e.gen.rule(ruleName, rg.pausedValue)
+	}
+	switch eff.Kind {
+	case rules.EffectCancel:
+		if eff.Slot == "" {
+			return
+		}
+		b.b.Cancels = append(b.b.Cancels, eff.Slot)
+		b.ops++
+		return
+	case rules.EffectDigest:
+		if rm != nil {
+			rm.matches.Inc()
+		}
+		b.b.Digest = append(b.b.Digest, state.DigestItem{
+			Rule: ruleName, Group: eff.Group, Window: eff.Window, Item: eff.Key,
+			Data: marshalData(eff.Data), Channel: eff.Channel, To: eff.To,
+		})
+		b.ops++
+		return
+	case rules.EffectFailed:
+		m := e.failed(eff, ch, pos, now)
+		if rm != nil {
+			rm.errors.Inc()
+		}
+		e.g.log.Warn("rule failed on a row; stored as a dead message", "rule", ruleName, "key", m.Key,
+			"position", pos, "table", ch.Schema+"."+ch.Table, "error", eff.Err)
+		b.b.Messages = append(b.b.Messages, m)
+		b.ops++
+		return
+	case rules.EffectSend, rules.EffectSchedule:
+	default:
+		return
+	}
+
+	if rm != nil {
+		rm.matches.Inc()
+	}
+	m := e.message(eff, pos, now)
+	if m.Status != state.StatusDead && rg != nil {
+		if !e.guard.admit(ruleName, e.maxPerMinute(eff.Rule), now, eff.To) {
+			m.Status = state.StatusHeld
+			m.Reason = "rule_paused"
+		}
+	}
+	if rm != nil {
+		rm.createdOn(m.Channel).Inc()
+	}
+	b.msgs++
+	b.ops++
+	if eff.Kind == rules.EffectSchedule && eff.Slot != "" && m.Status == state.StatusScheduled {
+		b.b.Schedules = append(b.b.Schedules, state.Schedule{Slot: eff.Slot, Message: m, Version: commitTime})
+		return
+	}
+	b.b.Messages = append(b.b.Messages, m)
+}
+
+func (e *evaluator) maxPerMinute(r *rules.Rule) int {
+	if r != nil && r.MaxPerMinute > 0 {
+		return r.MaxPerMinute
+	}
+	return e.g.opts.DefaultMaxPerMinute
+}
+
+func ruleNameOf(eff *rules.Effect) string {
+	if eff.Rule != nil {
+		return eff.Rule.Name
+	}
+	return ""
+}
+
+// message builds the stored message of a send or schedule effect, rendering its text now (a
+// pending message never changes with a later rule or template edit). A render failure makes it
+// dead with reason template (invariant 5).
+func (e *evaluator) message(eff *rules.Effect, pos string, now time.Time) *state.Message {
+	m := &state.Message{
+		Key:       eff.Key,
+		Rule:      ruleNameOf(eff),
+		Channel:   eff.Channel,
+		To:        eff.To,
+		Data:      marshalData(eff.Data),
+		Status:    state.StatusReady,
+		CreatedAt: now,
+		DueAt:     now,
+		UpdatedAt: now,
+		Origin:    pos,
+	}
+	if eff.Kind == rules.EffectSchedule {
+		m.Status = state.StatusScheduled
+		m.DueAt = eff.At
+		m.Slot = eff.Slot
+		if eff.Rule != nil {
+			m.Recheck = eff.Rule.Recheck
+		}
+	}
+	if eff.Rule == nil || eff.Rule.Template == nil {
+		m.Status, m.Reason, m.LastError = state.StatusDead, ReasonNoTemplate, "rule has no template"
+		m.DueAt = time.Time{}
+		return m
+	}
+	out, err := eff.Rule.Template.Render(eff.Data)
+	if err != nil {
+		m.Status, m.Reason, m.LastError = state.StatusDead, ReasonTemplate, err.Error()
+		m.DueAt = time.Time{}
+		if rm := e.gen.rules[m.Rule]; rm != nil {
+			rm.errors.Inc()
+		}
+		e.g.log.Warn("template failed on a row; message stored dead", "rule", m.Rule, "key", m.Key,
+			"to", render.Mask(m.To), "error", err)
+		return m
+	}
+	m.Subject, m.Text, m.HTML = out.Subject, out.Text, out.HTML
+	return m
+}
+
+// failed builds the dead message recording a rule that failed on a row. Its key is the
+// effect's key when the rule got that far, else derived from the rule and the row's binlog
+// coordinates, so a replay of the same transaction finds it instead of adding another.
+func (e *evaluator) failed(eff *rules.Effect, ch *cdc.Change, pos string, now time.Time) *state.Message {
+	key := eff.Key
+	if key == "" {
+		key = ruleNameOf(eff) + "/error/" + pos + "/" + strconv.Itoa(ch.Index)
+	}
+	msg := "rule failed"
+	if eff.Err != nil {
+		msg = eff.Err.Error()
+	}
+	return &state.Message{
+		Key: key, Rule: ruleNameOf(eff), Channel: eff.Channel, To: eff.To,
+		Data:   marshalData(eff.Data),
+		Status: state.StatusDead, Reason: ReasonRuleError, LastError: msg,
+		CreatedAt: now, UpdatedAt: now, Origin: pos,
+	}
+}
+
+// marshalData keeps the template data as JSON for inspection. Values JSON cannot hold (NaN,
+// ±Inf from a division by zero) are reported in place of the data instead of failing the row.
+func marshalData(d map[string]any) []byte {
+	if d == nil {
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("template data not representable as JSON: %v", err)})
+	}
+	return b
+}

@@ -1,0 +1,401 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"notifier/cdc"
+	"notifier/rules"
+	"notifier/state"
+)
+
+// The rules most tests use: a send on insert of app.contracts when status = 'active', and
+// a second rule on the same table whose template needs a column that may be NULL.
+const testRules = `
+rules:
+  - name: activated
+    table: app.contracts
+    on: [insert, update]
+    when: new.status == "active" && (op == "insert" || old.status != "active")
+    key: string(new.id)
+    to: new.phone
+    channel: sms
+    template: "Contract {{ .new.id }} is active, {{ money .new.amount \"EUR\" }}."
+  - name: nickname
+    table: app.contracts
+    on: insert
+    when: new.status == "active"
+    key: string(new.id)
+    to: new.phone
+    channel: sms
+    template: "Hi {{ .new.nick }}"
+`
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func loadRules(t testing.TB, src string) *rules.Set {
+	t.Helper()
+	set, err := rules.Parse("test.yaml", []byte(src), rules.Options{})
+	if err != nil {
+		t.Fatalf("rules: %v", err)
+	}
+	return set
+}
+
+func openStore(t testing.TB) *state.Store {
+	t.Helper()
+	st, err := state.Open(state.Options{Dir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// recordingStore wraps a store and records the batches applied.
+type recordingStore struct {
+	*state.Store
+	mu      sync.Mutex
+	batches []*state.Batch
+}
+
+func (r *recordingStore) Apply(ctx context.Context, b *state.Batch) (state.ApplyResult, error) {
+	r.mu.Lock()
+	r.batches = append(r.batches, b)
+	r.mu.Unlock()
+	return r.Store.Apply(ctx, b)
+}
+
+var t0 = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+
+func contract(id int64, status string, nick any) cdc.Row {
+	return cdc.Row{"id": id, "status": status, "phone": "+4915112345678", "amount": decimal.RequireFromString("1234.50"), "nick": nick}
+}
+
+// txn builds a transaction with GTID 0-1-seq, each change an insert.
+func txn(seq int, rows ...cdc.Row) *cdc.Txn {
+	t := &cdc.Txn{Position: cdc.Position{GTID: fmt.Sprintf("0-1-%d", seq)}, CommitTime: t0.Add(time.Duration(seq) * time.Second)}
+	for i, r := range rows {
+		t.Changes = append(t.Changes, cdc.Change{Schema: "app", Table: "contracts", Op: cdc.OpInsert, After: r, Index: i})
+	}
+	return t
+}
+
+// run feeds txns to a new Ingester and returns after it committed them all.
+func run(t testing.TB, opts Options, txns ...*cdc.Txn) (*Ingester, error) {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return t0 }
+	}
+	g, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *cdc.Txn, len(txns))
+	for _, x := range txns {
+		ch <- x
+	}
+	close(ch)
+	return g, g.Run(context.Background(), ch)
+}
+
+func get(t testing.TB, st *state.Store, key string) *state.Message {
+	t.Helper()
+	m, err := st.Get(key)
+	if err != nil {
+		t.Fatalf("get %q: %v", key, err)
+	}
+	return m
+}
+
+func TestMessagesAndCheckpointAreCommittedTogether(t *testing.T) {
+	st := openStore(t)
+	_, err := run(t, Options{Store: st, Rules: loadRules(t, testRules)},
+		txn(1, contract(1, "active", "Ann")),
+		txn(2, contract(2, "draft", nil)), // matches nothing
+		txn(3, contract(3, "active", "Bob"), contract(4, "active", "Cid")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, ok, err := st.Checkpoint()
+	if err != nil || !ok {
+		t.Fatalf("checkpoint: ok=%v err=%v", ok, err)
+	}
+	if cp.Position != "gtid:0-1-3" || cp.Flavor != "mariadb" || !cp.CommitTime.Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("checkpoint = %+v, want gtid:0-1-3 mariadb at t0+3s", cp)
+	}
+	m := get(t, st, "activated:3")
+	if m.Status != state.StatusReady || m.Text != "Contract 3 is active, €1,234.50." || m.To != "+4915112345678" ||
+		m.Channel != "sms" || m.Rule != "activated" || m.Origin != "gtid:0-1-3" {
+		t.Fatalf("activated:3 = %+v", m)
+	}
+	if got := get(t, st, "nickname:4").Text; got != "Hi Cid" {
+		t.Fatalf("nickname:4 text = %q", got)
+	}
+	if _, err := st.Get("activated:2"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("activated:2: want not found, got %v", err)
+	}
+}
+
+func TestTemplateFailureStoresThatMessageDeadAndOthersGoOut(t *testing.T) {
+	st := openStore(t)
+	_, err := run(t, Options{Store: st, Rules: loadRules(t, testRules)}, txn(1, contract(7, "active", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := get(t, st, "nickname:7")
+	if dead.Status != state.StatusDead || dead.Reason != ReasonTemplate || !strings.Contains(dead.LastError, "nick") {
+		t.Fatalf("nickname:7 = status %s reason %q error %q, want dead/template naming the field", dead.Status, dead.Reason, dead.LastError)
+	}
+	if ok := get(t, st, "activated:7"); ok.Status != state.StatusReady {
+		t.Fatalf("activated:7 status = %s, want ready", ok.Status)
+	}
+}
+
+func TestRuleErrorOnARowStoresADeadMessage(t *testing.T) {
+	st := openStore(t)
+	set := loadRules(t, `
+rules:
+  - name: bad_key
+    table: app.contracts
+    on: insert
+    key: string(new.id) + new.missing
+    to: new.phone
+    channel: sms
+    template: "x"
+`)
+	_, err := run(t, Options{Store: st, Rules: set}, txn(5, contract(1, "active", "A")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := st.List(context.Background(), state.Filter{Status: state.StatusDead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].Reason != ReasonRuleError || ms[0].Rule != "bad_key" || ms[0].LastError == "" {
+		t.Fatalf("dead messages = %+v, want one rule_error of bad_key", ms)
+	}
+	if cp, _, _ := st.Checkpoint(); cp.Position != "gtid:0-1-5" {
+		t.Fatalf("checkpoint %q: a rule error must not stop the pipeline", cp.Position)
+	}
+}
+
+func TestATransactionIsNeverSplitAcrossApplies(t *testing.T) {
+	rs := &recordingStore{Store: openStore(t)}
+	var txns []*cdc.Txn
+	id := int64(0)
+	for seq := 1; seq <= 20; seq++ {
+		var rows []cdc.Row
+		for range 3 { // 3 rows × 2 rules = 6 operations per transaction
+			id++
+			rows = append(rows, contract(id, "active", "N"))
+		}
+		txns = append(txns, txn(seq, rows...))
+	}
+	_, err := run(t, Options{Store: rs, Rules: loadRules(t, testRules), MaxBatch: 14, FlushInterval: time.Hour}, txns...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i, b := range rs.batches {
+		if n := len(b.Messages); n%6 != 0 || n > 14 {
+			t.Fatalf("batch %d has %d messages: not whole transactions of 6, or over the cap", i, n)
+		}
+		total += len(b.Messages)
+	}
+	if total != 120 {
+		t.Fatalf("%d messages applied, want 120", total)
+	}
+	if cp, _, _ := rs.Checkpoint(); cp.Position != "gtid:0-1-20" {
+		t.Fatalf("checkpoint = %q", cp.Position)
+	}
+}
+
+func TestATransactionBiggerThanOneBatchIsAnError(t *testing.T) {
+	st := openStore(t)
+	_, err := run(t, Options{Store: st, Rules: loadRules(t, testRules), MaxBatch: 3},
+		txn(9, contract(1, "active", "a"), contract(2, "active", "b")))
+	if !errors.Is(err, ErrTxnTooBig) || !strings.Contains(err.Error(), "gtid:0-1-9") {
+		t.Fatalf("err = %v, want ErrTxnTooBig naming the position", err)
+	}
+	if _, ok, _ := st.Checkpoint(); ok {
+		t.Fatal("checkpoint moved past a transaction that was not stored")
+	}
+}
+
+func TestReplayCreatesNothingTwice(t *testing.T) {
+	st := openStore(t)
+	var results []state.ApplyResult
+	opts := Options{Store: st, Rules: loadRules(t, testRules), OnCommit: func(c Commit) { results = append(results, c.Result) }}
+	x := txn(1, contract(1, "active", "A"))
+	if _, err := run(t, opts, x); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, opts, x); err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 || results[0].Inserted != 2 || results[1].Inserted != 0 || results[1].Existing != 2 {
+		t.Fatalf("apply results = %+v, want 2 inserted then 2 existing", results)
+	}
+}
+
+func TestRuleSwapTakesEffectBetweenTransactions(t *testing.T) {
+	st := openStore(t)
+	g, err := New(Options{Store: st, Rules: loadRules(t, testRules), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *cdc.Txn)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background(), ch) }()
+	ch <- txn(1, contract(1, "active", "A"))
+	g.SetRules(loadRules(t, strings.ReplaceAll(testRules, "is active", "is now active")))
+	ch <- txn(2, contract(2, "active", "B"))
+	close(ch)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, st, "activated:1").Text; got != "Contract 1 is active, €1,234.50." {
+		t.Fatalf("before the swap: %q", got)
+	}
+	if got := get(t, st, "activated:2").Text; got != "Contract 2 is now active, €1,234.50." {
+		t.Fatalf("after the swap: %q", got)
+	}
+}
+
+func TestBlastRadiusGuardHoldsMessagesBeyondMaxPerMinute(t *testing.T) {
+	st := openStore(t)
+	set := loadRules(t, strings.Replace(testRules, "    channel: sms\n", "    channel: sms\n    max_per_minute: 2\n", 1))
+	var txns []*cdc.Txn
+	for i := 1; i <= 4; i++ {
+		txns = append(txns, txn(i, contract(int64(i), "active", "N")))
+	}
+	g, err := run(t, Options{Store: st, Rules: set}, txns...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []state.Status{state.StatusReady, state.StatusReady, state.StatusHeld, state.StatusHeld} {
+		if m := get(t, st, fmt.Sprintf("activated:%d", i+1)); m.Status != want {
+			t.Fatalf("activated:%d status = %s, want %s", i+1, m.Status, want)
+		}
+		// The other rule has no limit (and no default): never held.
+		if m := get(t, st, fmt.Sprintf("nickname:%d", i+1)); m.Status != state.StatusReady {
+			t.Fatalf("nickname:%d status = %s, want ready", i+1, m.Status)
+		}
+	}
+	if p := g.PausedRules(); len(p) != 1 || p[0] != "activated" {
+		t.Fatalf("paused rules = %v", p)
+	}
+}
+
+func TestGuardResumesAfterACalmMinute(t *testing.T) {
+	g := newGuard(quiet)
+	at := t0
+	admits := func(n int) (out []bool) {
+		for range n {
+			out = append(out, g.admit("r", 2, at, "+4915112345678"))
+		}
+		return out
+	}
+	if got := fmt.Sprint(admits(3)); got != "[true true false]" {
+		t.Fatalf("minute 1: %s", got)
+	}
+	at = at.Add(time.Minute)
+	if got := fmt.Sprint(admits(3)); got != "[false false false]" {
+		t.Fatalf("minute 2 (previous minute over the limit): %s", got)
+	}
+	at = at.Add(time.Minute)
+	if got := fmt.Sprint(admits(1)); got != "[false]" {
+		t.Fatalf("minute 3 (previous minute still over the limit): %s", got)
+	}
+	at = at.Add(time.Minute)
+	if got := fmt.Sprint(admits(2)); got != "[true true]" {
+		t.Fatalf("minute 4 (previous minute calm): %s", got)
+	}
+}
+
+func TestRemindersAreScheduledAndCancelled(t *testing.T) {
+	st := openStore(t)
+	set := loadRules(t, `
+rules:
+  - name: due_soon
+    table: app.contracts
+    on: [insert, update, delete]
+    when: op != "delete" && new.status == "active"
+    entity: string(new.id)
+    at: commit_time + duration("1h")
+    to: new.phone
+    channel: sms
+    template: "Reminder for {{ .new.id }}"
+`)
+	del := &cdc.Txn{Position: cdc.Position{GTID: "0-1-2"}, CommitTime: t0.Add(2 * time.Second),
+		Changes: []cdc.Change{{Schema: "app", Table: "contracts", Op: cdc.OpDelete, Before: contract(1, "active", "A")}}}
+	var res []state.ApplyResult
+	_, err := run(t, Options{Store: st, Rules: set, FlushInterval: time.Nanosecond,
+		OnCommit: func(c Commit) { res = append(res, c.Result) }},
+		txn(1, contract(1, "active", "A")), del)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, cancelled := 0, 0
+	for _, r := range res {
+		sched += r.Scheduled
+		cancelled += r.Cancelled
+	}
+	if sched != 1 || cancelled != 1 {
+		t.Fatalf("apply results %+v: want one reminder scheduled and then cancelled", res)
+	}
+}
+
+func TestDigestWindowBecomesOneMessage(t *testing.T) {
+	st := openStore(t)
+	set := loadRules(t, `
+rules:
+  - name: supplier_digest
+    table: app.contracts
+    on: insert
+    to: '"supplier@example.com"'
+    channel: mail
+    kind: email
+    digest: {group_by: '"s1"', every: 4h}
+    subject: "{{ .count }} new requests"
+    template: "{{ range .items }}#{{ .new.id }} {{ end }}"
+`)
+	now := t0
+	clock := func() time.Time { return now }
+	g, err := run(t, Options{Store: st, Rules: set, Now: clock},
+		txn(1, contract(1, "active", "A"), contract(2, "active", "B")), txn(2, contract(3, "draft", "C")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := g.FlushDigests(context.Background(), st); err != nil || n != 0 {
+		t.Fatalf("flush before the window ends: n=%d err=%v", n, err)
+	}
+	now = t0.Add(5 * time.Hour)
+	if n, err := g.FlushDigests(context.Background(), st); err != nil || n != 1 {
+		t.Fatalf("flush after the window: n=%d err=%v", n, err)
+	}
+	ms, err := st.List(context.Background(), state.Filter{Rule: "supplier_digest"})
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("digest messages = %d (%v), want 1", len(ms), err)
+	}
+	m := ms[0]
+	if m.Subject != "3 new requests" || m.Text != "#1 #2 #3 " || m.To != "supplier@example.com" || m.Status != state.StatusReady {
+		t.Fatalf("digest message = subject %q text %q to %q status %s", m.Subject, m.Text, m.To, m.Status)
+	}
+	if n, _ := g.FlushDigests(context.Background(), st); n != 0 {
+		t.Fatalf("a flushed window flushed again (%d)", n)
+	}
+}
