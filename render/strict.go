@@ -324,11 +324,31 @@ func (r *rewriter) arg(n parse.Node, prefix string, strict bool) parse.Node {
 		ref.root = "data"
 	}
 	name := r.add(ref.resolve)
-	pos := n.Position()
+	pos := fieldStart(n)
 	return &parse.PipeNode{NodeType: parse.NodePipe, Pos: pos, Cmds: []*parse.CommandNode{{
 		NodeType: parse.NodeCommand, Pos: pos,
 		Args: []parse.Node{parse.NewIdentifier(name).SetPos(pos), receiver},
 	}}}
+}
+
+// fieldStart is where a field reference starts in the source: text/template positions a
+// multi-part field (.new.amount, $x.a) at its second part.
+func fieldStart(n parse.Node) parse.Pos {
+	pos := n.Position()
+	switch a := n.(type) {
+	case *parse.FieldNode:
+		if len(a.Ident) > 1 {
+			pos -= parse.Pos(1 + len(a.Ident[0]))
+		}
+	case *parse.VariableNode:
+		if len(a.Ident) > 1 {
+			pos -= parse.Pos(len(a.Ident[0]))
+		}
+	}
+	if pos < 0 {
+		pos = 0
+	}
+	return pos
 }
 
 // asFieldError finds a generated helper's error in a template execution error.
