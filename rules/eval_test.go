@@ -1,0 +1,132 @@
+package rules
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"notifier/cdc"
+)
+
+// mustParse loads one rule file from text or fails the test.
+func mustParse(t testing.TB, text string) *Set {
+	t.Helper()
+	set, err := Parse("test.yaml", []byte(text), Options{Channels: testChannels})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return set
+}
+
+var commit = time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC)
+
+func meta(pos string) Meta { return Meta{Position: pos, CommitTime: commit} }
+
+const contractRule = `
+defaults: {timezone: Europe/Berlin, region: DE, channel: sms}
+rules:
+  - name: contract-activated
+    table: lending.contracts
+    on: [insert, update]
+    when: became("status", "active") && new.amount > 1000
+    key: new.id
+    to: e164(new.phone)
+    template: "Hello {{.new.name}}"
+`
+
+func contract(status string, amount string) cdc.Row {
+	return cdc.Row{"id": int64(7), "status": status, "amount": decimal.RequireFromString(amount),
+		"phone": "0170 1234567", "name": "Ann"}
+}
+
+func TestEvaluateSendsWhenStatusBecomesActive(t *testing.T) {
+	set := mustParse(t, contractRule)
+	ch := &cdc.Change{Schema: "lending", Table: "contracts", Op: cdc.OpUpdate,
+		Before: contract("draft", "1500.00"), After: contract("active", "1500.00")}
+	effs := set.Evaluate(ch, meta("gtid:0-1-5"), nil)
+	if len(effs) != 1 {
+		t.Fatalf("got %d effects, want 1: %+v", len(effs), effs)
+	}
+	e := effs[0]
+	if e.Kind != EffectSend || e.Key != "contract-activated:7" || e.To != "+491701234567" || e.Channel != "sms" {
+		t.Errorf("got %s key=%q to=%q channel=%q", e.Kind, e.Key, e.To, e.Channel)
+	}
+	if e.Data["key"] != e.Key || e.Data["to"] != e.To || e.Data["op"] != "update" || e.Data["table"] != "lending.contracts" {
+		t.Errorf("data = %v", e.Data)
+	}
+
+	// Already active before: not "became".
+	ch.Before = contract("active", "1500.00")
+	if effs := set.Evaluate(ch, meta("gtid:0-1-6"), nil); len(effs) != 0 {
+		t.Errorf("active→active: got %+v, want nothing", effs)
+	}
+	// Amount under the limit (decimal compared with an integer literal).
+	ch.Before, ch.After = contract("draft", "999.99"), contract("active", "999.99")
+	if effs := set.Evaluate(ch, meta("gtid:0-1-7"), nil); len(effs) != 0 {
+		t.Errorf("amount 999.99: got %+v, want nothing", effs)
+	}
+	// Other tables are not evaluated.
+	ch.Table = "contract_history"
+	if effs := set.Evaluate(ch, meta("gtid:0-1-8"), nil); len(effs) != 0 {
+		t.Errorf("other table: got %+v", effs)
+	}
+}
+
+func TestEvaluateRowErrorIsAFailedEffectNamingRuleAndRow(t *testing.T) {
+	set := mustParse(t, contractRule)
+	after := contract("active", "1500.00")
+	after["amount"] = nil // NULL amount: `new.amount > 1000` cannot be decided
+	ch := &cdc.Change{Schema: "lending", Table: "contracts", Op: cdc.OpInsert, After: after, Index: 3}
+	effs := set.Evaluate(ch, meta("gtid:0-1-9"), nil)
+	if len(effs) != 1 || effs[0].Kind != EffectFailed {
+		t.Fatalf("got %+v, want one failed effect", effs)
+	}
+	err := effs[0].Err
+	want := `rule "contract-activated" (test.yaml:4), lending.contracts insert id=7 at gtid:0-1-9#3: when: compare NULL with int: value is NULL (1:42)`
+	if err.Error() != want || !errors.Is(err, ErrNull) {
+		t.Errorf("err = %v\nwant %s (errors.Is ErrNull)", err, want)
+	}
+}
+
+const reminderRule = `
+defaults: {timezone: Europe/Berlin, channel: sms}
+rules:
+  - name: repayment-due
+    table: lending.installments
+    on: [insert, update, snapshot]
+    when: new.paid_at == nil
+    at: at_local(new.due_date, -3, "09:00")
+    to: new.phone
+    template: "due"
+`
+
+func TestEvaluateReminderSchedulesAndCancels(t *testing.T) {
+	set := mustParse(t, reminderRule)
+	due := time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC) // a DATE column
+	row := cdc.Row{"id": int64(9), "due_date": due, "paid_at": nil, "phone": "+4917012345678"}
+	ch := &cdc.Change{Schema: "lending", Table: "installments", Op: cdc.OpInsert, After: row}
+	effs := set.Evaluate(ch, meta("gtid:0-1-5"), nil)
+	if len(effs) != 1 || effs[0].Kind != EffectSchedule {
+		t.Fatalf("got %+v", effs)
+	}
+	// 3 days before March 31 is March 28, 09:00 Berlin = 08:00 UTC (CET, before the DST switch).
+	wantAt := time.Date(2026, 3, 28, 8, 0, 0, 0, time.UTC)
+	if e := effs[0]; !e.At.Equal(wantAt) || e.Slot != "repayment-due/9" || e.Key != "repayment-due:9@2026-03-28T08:00:00Z" {
+		t.Errorf("got at=%s slot=%q key=%q", e.At.UTC(), e.Slot, e.Key)
+	}
+
+	paid := cdc.Row{"id": int64(9), "due_date": due, "paid_at": commit, "phone": "+4917012345678"}
+	upd := &cdc.Change{Schema: "lending", Table: "installments", Op: cdc.OpUpdate, Before: row, After: paid}
+	effs = set.Evaluate(upd, meta("gtid:0-1-6"), nil)
+	if len(effs) != 1 || effs[0].Kind != EffectCancel || effs[0].Slot != "repayment-due/9" {
+		t.Errorf("paid: got %+v, want cancel of repayment-due/9", effs)
+	}
+
+	del := &cdc.Change{Schema: "lending", Table: "installments", Op: cdc.OpDelete, Before: row}
+	effs = set.Evaluate(del, meta("gtid:0-1-7"), nil)
+	if len(effs) != 1 || effs[0].Kind != EffectCancel || effs[0].Slot != "repayment-due/9" {
+		t.Errorf("delete: got %+v, want cancel of repayment-due/9", effs)
+	}
+}
