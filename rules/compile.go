@@ -23,10 +23,17 @@ var binaryFuncs = map[string]string{
 // rewriter is the expr.Patch visitor applied to every rule expression:
 //   - a comparison or arithmetic operator whose operands are not both literals becomes a call
 //     of the typed-dynamic function in binaryFuncs (unary minus: _neg);
+//   - new.col, old.col and vars.x become _get(new, "col"), ...: a type assertion and a map
+//     index, where expr would go through reflect (and allocate) for a map typed `any`;
 //   - now() becomes commit_time, the commit time of the transaction being evaluated (the fire
 //     time for a recheck), so that evaluating a binlog event again — a replay, a restart, a
 //     second pod — gives the same answer; the wall clock would not;
-//   - changed("col") and became("col", v) get the row images as extra arguments.
+//   - changed(c) becomes old.c != new.c, and became(c, v) becomes new.c == v && old.c != v.
+//
+// The operator functions live in the environment (envFuncs) with signatures expr calls
+// without building an argument slice (OpCallTyped), so a rule that does not match allocates
+// nothing. They report errors by panicking with an error value, which vm.Run turns into a
+// positioned *file.Error wrapping it.
 type rewriter struct{}
 
 func isLiteral(n ast.Node) bool {
@@ -39,7 +46,11 @@ func isLiteral(n ast.Node) bool {
 	return false
 }
 
-func callee(name string) *ast.IdentifierNode { return &ast.IdentifierNode{Value: name} }
+func call(name string, args ...ast.Node) *ast.CallNode {
+	return &ast.CallNode{Callee: &ast.IdentifierNode{Value: name}, Arguments: args}
+}
+
+func get(row string, col ast.Node) ast.Node { return call("_get", &ast.IdentifierNode{Value: row}, col) }
 
 // Visit implements ast.Visitor.
 func (rewriter) Visit(node *ast.Node) {
@@ -49,10 +60,15 @@ func (rewriter) Visit(node *ast.Node) {
 		if !ok || (isLiteral(n.Left) && isLiteral(n.Right)) {
 			return
 		}
-		ast.Patch(node, &ast.CallNode{Callee: callee(fn), Arguments: []ast.Node{n.Left, n.Right}})
+		ast.Patch(node, call(fn, n.Left, n.Right))
 	case *ast.UnaryNode:
 		if n.Operator == "-" && !isLiteral(n.Node) {
-			ast.Patch(node, &ast.CallNode{Callee: callee("_neg"), Arguments: []ast.Node{n.Node}})
+			ast.Patch(node, call("_neg", n.Node))
+		}
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		if ok && !n.Method && (id.Value == "new" || id.Value == "old" || id.Value == "vars") {
+			ast.Patch(node, get(id.Value, n.Property))
 		}
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)
@@ -62,12 +78,55 @@ func (rewriter) Visit(node *ast.Node) {
 		switch {
 		case id.Value == "now" && len(n.Arguments) == 0:
 			ast.Patch(node, &ast.IdentifierNode{Value: "commit_time"})
-		case id.Value == "changed" && len(n.Arguments) == 1,
-			id.Value == "became" && len(n.Arguments) == 2:
-			args := append([]ast.Node{&ast.IdentifierNode{Value: "old"}, &ast.IdentifierNode{Value: "new"}}, n.Arguments...)
-			ast.Patch(node, &ast.CallNode{Callee: callee("_" + id.Value), Arguments: args})
+		case id.Value == "changed" && len(n.Arguments) == 1 && columnArg(n.Arguments[0]):
+			c := n.Arguments[0]
+			ast.Patch(node, call("_ne", get("old", c), get("new", c)))
+		case id.Value == "became" && len(n.Arguments) == 2 && columnArg(n.Arguments[0]):
+			c, v := n.Arguments[0], n.Arguments[1]
+			ast.Patch(node, &ast.BinaryNode{Operator: "&&",
+				Left:  call("_eq", get("new", c), v),
+				Right: call("_ne", get("old", c), v)})
 		}
 	}
+}
+
+// columnArg: a column name argument that may be right (a string literal or a computed value);
+// other literals are left for the checker to report against changed/became's signatures.
+func columnArg(n ast.Node) bool {
+	_, isString := n.(*ast.StringNode)
+	return isString || !isLiteral(n)
+}
+
+// envFuncs are the typed-dynamic operators, in every expression's environment.
+var envFuncs = map[string]any{
+	"_eq": func(a, b any) bool { return equal(a, b) },
+	"_ne": func(a, b any) bool { return !equal(a, b) },
+	"_lt": func(a, b any) bool { return must(compare(a, b)) < 0 },
+	"_le": func(a, b any) bool { return must(compare(a, b)) <= 0 },
+	"_gt": func(a, b any) bool { return must(compare(a, b)) > 0 },
+	"_ge": func(a, b any) bool { return must(compare(a, b)) >= 0 },
+	"_add": func(a, b any) any { return must(arith('+', a, b)) },
+	"_sub": func(a, b any) any { return must(arith('-', a, b)) },
+	"_mul": func(a, b any) any { return must(arith('*', a, b)) },
+	"_div": func(a, b any) any { return must(arith('/', a, b)) },
+	"_mod": func(a, b any) any { return must(arith('%', a, b)) },
+	"_neg": func(a any) any { return must(negate(a)) },
+	"_get": func(m, k any) any {
+		row, _ := m.(map[string]any)
+		key, ok := k.(string)
+		if !ok {
+			panic(fmt.Errorf("column name must be a string, got %s: %w", typeName(k), ErrType))
+		}
+		return row[key]
+	},
+}
+
+// must panics with err (vm.Run recovers it into a positioned error).
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // compileEnv is the shape of the environment every rule expression sees.
@@ -75,10 +134,14 @@ func compileEnv(vars map[string]any) map[string]any {
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	return map[string]any{
+	env := map[string]any{
 		"new": map[string]any{}, "old": map[string]any{},
 		"op": "", "table": "", "commit_time": time.Time{}, "vars": vars,
 	}
+	for k, f := range envFuncs {
+		env[k] = f
+	}
+	return env
 }
 
 // exprOptions are the options for one rule's expressions: its timezone (for date(), at_local,
@@ -101,60 +164,12 @@ func compileExpr(src string, vars map[string]any, loc *time.Location, region str
 	return expr.Compile(src, exprOptions(vars, loc, region, asBool)...)
 }
 
-var (
-	cmpType   = new(func(any, any) bool)
-	arithType = new(func(any, any) any)
-)
-
-func cmpFunc(name string, test func(int) bool) expr.Option {
-	return expr.Function(name, func(p ...any) (any, error) {
-		c, err := compare(p[0], p[1])
-		if err != nil {
-			return nil, err
-		}
-		return test(c), nil
-	}, cmpType)
-}
-
-func arithFunc(name string, op byte) expr.Option {
-	return expr.Function(name, func(p ...any) (any, error) { return arith(op, p[0], p[1]) }, arithType)
-}
-
 func functions(loc *time.Location, region string) []expr.Option {
 	return []expr.Option{
-		expr.Function("_eq", func(p ...any) (any, error) { return equal(p[0], p[1]), nil }, cmpType),
-		expr.Function("_ne", func(p ...any) (any, error) { return !equal(p[0], p[1]), nil }, cmpType),
-		cmpFunc("_lt", func(c int) bool { return c < 0 }),
-		cmpFunc("_le", func(c int) bool { return c <= 0 }),
-		cmpFunc("_gt", func(c int) bool { return c > 0 }),
-		cmpFunc("_ge", func(c int) bool { return c >= 0 }),
-		arithFunc("_add", '+'), arithFunc("_sub", '-'), arithFunc("_mul", '*'),
-		arithFunc("_div", '/'), arithFunc("_mod", '%'),
-		expr.Function("_neg", func(p ...any) (any, error) { return negate(p[0]) }, new(func(any) any)),
-
-		// changed and became are declared with their user-facing signatures for the checker;
-		// the rewriter turns every well-formed call into _changed/_became with the row images.
+		// changed and became are declared with their signatures for the checker (argument
+		// errors); the rewriter replaces every well-formed call.
 		expr.Function("changed", unreachable, new(func(string) bool)),
 		expr.Function("became", unreachable, new(func(string, any) bool)),
-		expr.Function("_changed", func(p ...any) (any, error) {
-			col, err := column(p[2])
-			if err != nil {
-				return nil, err
-			}
-			return !equal(rowValue(p[0], col), rowValue(p[1], col)), nil
-		}, new(func(any, any, any) bool)),
-		expr.Function("_became", func(p ...any) (any, error) {
-			col, err := column(p[2])
-			if err != nil {
-				return nil, err
-			}
-			now := rowValue(p[1], col)
-			if !equal(now, p[3]) {
-				return false, nil
-			}
-			old, ok := p[0].(map[string]any)
-			return !ok || old == nil || !equal(old[col], p[3]), nil
-		}, new(func(any, any, any, any) bool)),
 
 		expr.Function("days", func(p ...any) (any, error) {
 			a, b, err := twoTimes("days", p[0], p[1])
@@ -210,19 +225,6 @@ func unreachable(...any) (any, error) {
 	return nil, fmt.Errorf("internal error: call not rewritten")
 }
 
-func column(v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("column name must be a string, got %s: %w", typeName(v), ErrType)
-	}
-	return s, nil
-}
-
-func rowValue(row any, col string) any {
-	m, _ := row.(map[string]any)
-	return m[col]
-}
-
 func asTime(fn string, v any) (time.Time, error) {
 	switch t := v.(type) {
 	case time.Time:
@@ -245,14 +247,14 @@ func twoTimes(fn string, a, b any) (time.Time, time.Time, error) {
 }
 
 func asInt(fn string, v any) (int, error) {
-	k, i, u, _, d := num(v)
+	n := num(v)
 	switch {
-	case k == kInt:
-		return int(i), nil
-	case k == kUint && u < 1<<31:
-		return int(u), nil
-	case k == kDec && d.IsInteger():
-		return int(d.IntPart()), nil
+	case n.k == kInt:
+		return int(n.i), nil
+	case n.k == kUint && n.u < 1<<31:
+		return int(n.u), nil
+	case n.k == kDec && n.d.IsInteger():
+		return int(n.d.IntPart()), nil
 	case v == nil:
 		return 0, fmt.Errorf("%s: number: %w", fn, ErrNull)
 	}

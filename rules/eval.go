@@ -114,7 +114,11 @@ const opSweep = 5
 
 // NewEvaluator returns an evaluator for s.
 func (s *Set) NewEvaluator() *Evaluator {
-	return &Evaluator{set: s, env: map[string]any{}, cache: map[tableKey]*tableRules{}}
+	env := make(map[string]any, len(envFuncs)+8)
+	for k, f := range envFuncs {
+		env[k] = f
+	}
+	return &Evaluator{set: s, env: env, cache: map[tableKey]*tableRules{}}
 }
 
 // Evaluate appends the effects of one change to out, using a pooled Evaluator; it is safe for

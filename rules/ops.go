@@ -33,65 +33,108 @@ const (
 	kDec
 )
 
-// num classifies v as a number.
-func num(v any) (k numKind, i int64, u uint64, f float64, d decimal.Decimal) {
+// number is a classified numeric value.
+type number struct {
+	k numKind
+	i int64
+	u uint64
+	f float64
+	d decimal.Decimal
+}
+
+// num classifies v as a number (k == kNone if it is not one).
+func num(v any) number {
 	switch x := v.(type) {
 	case int:
-		return kInt, int64(x), 0, 0, d
+		return number{k: kInt, i: int64(x)}
 	case int64:
-		return kInt, x, 0, 0, d
+		return number{k: kInt, i: x}
 	case int32:
-		return kInt, int64(x), 0, 0, d
+		return number{k: kInt, i: int64(x)}
 	case int16:
-		return kInt, int64(x), 0, 0, d
+		return number{k: kInt, i: int64(x)}
 	case int8:
-		return kInt, int64(x), 0, 0, d
+		return number{k: kInt, i: int64(x)}
 	case uint64:
-		return kUint, 0, x, 0, d
+		return number{k: kUint, u: x}
 	case uint:
-		return kUint, 0, uint64(x), 0, d
+		return number{k: kUint, u: uint64(x)}
 	case uint32:
-		return kUint, 0, uint64(x), 0, d
+		return number{k: kUint, u: uint64(x)}
 	case uint16:
-		return kUint, 0, uint64(x), 0, d
+		return number{k: kUint, u: uint64(x)}
 	case uint8:
-		return kUint, 0, uint64(x), 0, d
+		return number{k: kUint, u: uint64(x)}
 	case float64:
-		return kFloat, 0, 0, x, d
+		return number{k: kFloat, f: x}
 	case float32:
-		return kFloat, 0, 0, float64(x), d
+		return number{k: kFloat, f: float64(x)}
 	case decimal.Decimal:
-		return kDec, 0, 0, 0, x
+		return number{k: kDec, d: x}
 	case *decimal.Decimal:
 		if x != nil {
-			return kDec, 0, 0, 0, *x
+			return number{k: kDec, d: *x}
 		}
 	}
-	return kNone, 0, 0, 0, d
+	return number{}
 }
 
-func toDec(k numKind, i int64, u uint64, f float64, d decimal.Decimal) decimal.Decimal {
-	switch k {
+func (n number) dec() decimal.Decimal {
+	switch n.k {
 	case kInt:
-		return decimal.NewFromInt(i)
+		return decimal.NewFromInt(n.i)
 	case kUint:
-		return decimal.NewFromUint64(u)
+		return decimal.NewFromUint64(n.u)
 	case kFloat:
-		return decimal.NewFromFloat(f)
+		return decimal.NewFromFloat(n.f)
 	}
-	return d
+	return n.d
 }
 
-func toFloat(k numKind, i int64, u uint64, f float64, d decimal.Decimal) float64 {
-	switch k {
+func (n number) float() float64 {
+	switch n.k {
 	case kInt:
-		return float64(i)
+		return float64(n.i)
 	case kUint:
-		return float64(u)
+		return float64(n.u)
 	case kDec:
-		return d.InexactFloat64()
+		return n.d.InexactFloat64()
 	}
-	return f
+	return n.f
+}
+
+// scaled returns c and e with n = c·10^e exactly, when c fits comfortably in an int64 (no
+// allocation: the fast path for DECIMAL columns compared with integers and other decimals).
+func (n number) scaled() (int64, int32, bool) {
+	switch n.k {
+	case kInt:
+		return n.i, 0, true
+	case kDec:
+		if n.d.NumDigits() <= 15 {
+			return n.d.CoefficientInt64(), n.d.Exponent(), true
+		}
+	}
+	return 0, 0, false
+}
+
+var pow10 = [...]int64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+	1e15, 1e16, 1e17, 1e18}
+
+// cmpScaled compares a·10^ea with b·10^eb; ok is false when scaling would overflow.
+func cmpScaled(a int64, ea int32, b int64, eb int32) (int, bool) {
+	if ea > eb {
+		r, ok := cmpScaled(b, eb, a, ea)
+		return -r, ok
+	}
+	s := int(eb) - int(ea)
+	if s >= len(pow10) {
+		return 0, false
+	}
+	p := pow10[s]
+	if b > math.MaxInt64/p || b < math.MinInt64/p {
+		return 0, false
+	}
+	return cmpInt(a, b*p), true
 }
 
 // compare returns -1, 0 or 1, or an error when a and b have no order.
@@ -99,16 +142,17 @@ func compare(a, b any) (int, error) {
 	if a == nil || b == nil {
 		return 0, fmt.Errorf("compare %s with %s: %w", typeName(a), typeName(b), ErrNull)
 	}
-	ka, ia, ua, fa, da := num(a)
-	kb, ib, ub, fb, db := num(b)
-	if ka != kNone && kb != kNone {
-		return compareNum(ka, ia, ua, fa, da, kb, ib, ub, fb, db), nil
+	na, nb := num(a), num(b)
+	if na.k != kNone && nb.k != kNone {
+		return compareNum(na, nb), nil
 	}
 	switch x := a.(type) {
 	case string:
 		switch y := b.(type) {
 		case string:
 			return strings.Compare(x, y), nil
+		case []byte:
+			return strings.Compare(x, string(y)), nil
 		case time.Time:
 			tx, err := parseTimeString(x)
 			if err != nil {
@@ -143,11 +187,6 @@ func compare(a, b any) (int, error) {
 			return 0, nil
 		}
 	}
-	if s, ok := b.([]byte); ok {
-		if x, ok := a.(string); ok {
-			return strings.Compare(x, string(s)), nil
-		}
-	}
 	return 0, fmt.Errorf("compare %s with %s: %w", typeName(a), typeName(b), ErrType)
 }
 
@@ -161,33 +200,39 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-func compareNum(ka numKind, ia int64, ua uint64, fa float64, da decimal.Decimal,
-	kb numKind, ib int64, ub uint64, fb float64, db decimal.Decimal) int {
+func compareNum(a, b number) int {
 	switch {
-	case ka == kInt && kb == kInt:
-		return cmpInt(ia, ib)
-	case ka == kUint && kb == kUint:
+	case a.k == kInt && b.k == kInt:
+		return cmpInt(a.i, b.i)
+	case a.k == kUint && b.k == kUint:
 		switch {
-		case ua < ub:
+		case a.u < b.u:
 			return -1
-		case ua > ub:
+		case a.u > b.u:
 			return 1
 		}
 		return 0
-	case ka == kInt && kb == kUint:
-		if ia < 0 || ub > math.MaxInt64 {
+	case a.k == kInt && b.k == kUint:
+		if a.i < 0 || b.u > math.MaxInt64 {
 			return -1
 		}
-		return cmpInt(ia, int64(ub))
-	case ka == kUint && kb == kInt:
-		if ib < 0 || ua > math.MaxInt64 {
+		return cmpInt(a.i, int64(b.u))
+	case a.k == kUint && b.k == kInt:
+		if b.i < 0 || a.u > math.MaxInt64 {
 			return 1
 		}
-		return cmpInt(int64(ua), ib)
-	case ka == kDec || kb == kDec:
-		return toDec(ka, ia, ua, fa, da).Cmp(toDec(kb, ib, ub, fb, db))
+		return cmpInt(int64(a.u), b.i)
+	case a.k == kDec || b.k == kDec:
+		if ca, ea, ok := a.scaled(); ok {
+			if cb, eb, ok := b.scaled(); ok {
+				if r, ok := cmpScaled(ca, ea, cb, eb); ok {
+					return r
+				}
+			}
+		}
+		return a.dec().Cmp(b.dec())
 	}
-	x, y := toFloat(ka, ia, ua, fa, da), toFloat(kb, ib, ub, fb, db)
+	x, y := a.float(), b.float()
 	switch {
 	case x < y:
 		return -1
@@ -207,12 +252,12 @@ func equal(a, b any) bool {
 		c, err := compare(a, b)
 		return err == nil && c == 0
 	}
-	if ka, ia, ua, fa, da := num(a); ka != kNone {
-		kb, ib, ub, fb, db := num(b)
-		if kb == kNone {
+	if na := num(a); na.k != kNone {
+		nb := num(b)
+		if nb.k == kNone {
 			return false
 		}
-		return compareNum(ka, ia, ua, fa, da, kb, ib, ub, fb, db) == 0
+		return compareNum(na, nb) == 0
 	}
 	return reflect.DeepEqual(a, b)
 }
@@ -226,10 +271,9 @@ func arith(op byte, a, b any) (any, error) {
 		}
 		return nil, fmt.Errorf("%s %c %s: %w", typeName(a), op, typeName(b), ErrNull)
 	}
-	ka, ia, ua, fa, da := num(a)
-	kb, ib, ub, fb, db := num(b)
-	if ka != kNone && kb != kNone {
-		return arithNum(op, ka, ia, ua, fa, da, kb, ib, ub, fb, db)
+	na, nb := num(a), num(b)
+	if na.k != kNone && nb.k != kNone {
+		return arithNum(op, na, nb)
 	}
 	switch x := a.(type) {
 	case string:
@@ -277,31 +321,30 @@ func arith(op byte, a, b any) (any, error) {
 				return x.String() + y, nil
 			}
 		default:
-			if kb == kInt && (op == '*' || op == '/') {
+			if nb.k == kInt && (op == '*' || op == '/') {
 				if op == '*' {
-					return x * time.Duration(ib), nil
+					return x * time.Duration(nb.i), nil
 				}
-				if ib == 0 {
+				if nb.i == 0 {
 					return nil, fmt.Errorf("duration / 0: division by zero")
 				}
-				return x / time.Duration(ib), nil
+				return x / time.Duration(nb.i), nil
 			}
 		}
 	default:
-		if s, ok := b.(string); ok && op == '+' && ka != kNone {
+		if s, ok := b.(string); ok && op == '+' && na.k != kNone {
 			return Format(a) + s, nil
 		}
-		if d, ok := b.(time.Duration); ok && op == '*' && ka == kInt {
-			return time.Duration(ia) * d, nil
+		if d, ok := b.(time.Duration); ok && op == '*' && na.k == kInt {
+			return time.Duration(na.i) * d, nil
 		}
 	}
 	return nil, fmt.Errorf("%s %c %s: %w", typeName(a), op, typeName(b), ErrType)
 }
 
-func arithNum(op byte, ka numKind, ia int64, ua uint64, fa float64, da decimal.Decimal,
-	kb numKind, ib int64, ub uint64, fb float64, db decimal.Decimal) (any, error) {
-	if ka == kDec || kb == kDec {
-		x, y := toDec(ka, ia, ua, fa, da), toDec(kb, ib, ub, fb, db)
+func arithNum(op byte, a, b number) (any, error) {
+	if a.k == kDec || b.k == kDec {
+		x, y := a.dec(), b.dec()
 		switch op {
 		case '+':
 			return x.Add(y), nil
@@ -319,45 +362,43 @@ func arithNum(op byte, ka numKind, ia int64, ua uint64, fa float64, da decimal.D
 			return x.Mod(y), nil
 		}
 	}
-	if ka == kInt && kb == kInt {
+	if a.k == kInt && b.k == kInt {
 		switch op {
 		case '+':
-			return ia + ib, nil
+			return a.i + b.i, nil
 		case '-':
-			return ia - ib, nil
+			return a.i - b.i, nil
 		case '*':
-			return ia * ib, nil
+			return a.i * b.i, nil
 		case '/':
 			// expr's / on integers yields a float; keep that meaning.
-			if ib == 0 {
-				return nil, fmt.Errorf("%d / 0: division by zero", ia)
+			if b.i == 0 {
+				return nil, fmt.Errorf("%d / 0: division by zero", a.i)
 			}
-			return float64(ia) / float64(ib), nil
+			return float64(a.i) / float64(b.i), nil
 		case '%':
-			if ib == 0 {
-				return nil, fmt.Errorf("%d %% 0: division by zero", ia)
+			if b.i == 0 {
+				return nil, fmt.Errorf("%d %% 0: division by zero", a.i)
 			}
-			return ia % ib, nil
+			return a.i % b.i, nil
 		}
 	}
-	if (ka == kUint || ka == kInt) && (kb == kUint || kb == kInt) && op != '/' {
-		// Mixed signed/unsigned: exact through decimal, back to an integer.
-		r, err := arithNum(op, kDec, 0, 0, 0, toDec(ka, ia, ua, fa, da), kDec, 0, 0, 0, toDec(kb, ib, ub, fb, db))
+	if (a.k == kUint || a.k == kInt) && (b.k == kUint || b.k == kInt) && op != '/' {
+		// Mixed signed/unsigned: exact through decimal, back to an integer when it fits.
+		r, err := arithNum(op, number{k: kDec, d: a.dec()}, number{k: kDec, d: b.dec()})
 		if err != nil {
 			return nil, err
 		}
 		d := r.(decimal.Decimal)
-		if d.IsInteger() {
-			if d.Sign() >= 0 && d.Cmp(decimal.NewFromUint64(math.MaxUint64)) <= 0 && d.Cmp(decimal.NewFromInt(math.MaxInt64)) > 0 {
-				return d.BigInt().Uint64(), nil
-			}
-			if d.Cmp(decimal.NewFromInt(math.MaxInt64)) <= 0 && d.Cmp(decimal.NewFromInt(math.MinInt64)) >= 0 {
-				return d.IntPart(), nil
-			}
+		switch {
+		case d.Sign() >= 0 && d.Cmp(maxUint64) <= 0 && d.Cmp(maxInt64) > 0:
+			return d.BigInt().Uint64(), nil
+		case d.Cmp(maxInt64) <= 0 && d.Cmp(minInt64) >= 0:
+			return d.IntPart(), nil
 		}
 		return d, nil
 	}
-	x, y := toFloat(ka, ia, ua, fa, da), toFloat(kb, ib, ub, fb, db)
+	x, y := a.float(), b.float()
 	switch op {
 	case '+':
 		return x + y, nil
@@ -379,18 +420,23 @@ func arithNum(op byte, ka numKind, ia int64, ua uint64, fa float64, da decimal.D
 	return nil, fmt.Errorf("unknown operator %c", op)
 }
 
+var (
+	maxUint64 = decimal.NewFromUint64(math.MaxUint64)
+	maxInt64  = decimal.NewFromInt(math.MaxInt64)
+	minInt64  = decimal.NewFromInt(math.MinInt64)
+)
+
 // negate is unary minus.
 func negate(a any) (any, error) {
-	k, i, u, f, d := num(a)
-	switch k {
+	switch n := num(a); n.k {
 	case kInt:
-		return -i, nil
+		return -n.i, nil
 	case kUint:
-		return decimal.NewFromUint64(u).Neg(), nil
+		return decimal.NewFromUint64(n.u).Neg(), nil
 	case kFloat:
-		return -f, nil
+		return -n.f, nil
 	case kDec:
-		return d.Neg(), nil
+		return n.d.Neg(), nil
 	}
 	if x, ok := a.(time.Duration); ok {
 		return -x, nil
@@ -449,13 +495,13 @@ func Format(v any) string {
 	case bool:
 		return strconv.FormatBool(x)
 	}
-	switch k, i, u, f, _ := num(v); k {
+	switch n := num(v); n.k {
 	case kInt:
-		return strconv.FormatInt(i, 10)
+		return strconv.FormatInt(n.i, 10)
 	case kUint:
-		return strconv.FormatUint(u, 10)
+		return strconv.FormatUint(n.u, 10)
 	case kFloat:
-		return strconv.FormatFloat(f, 'f', -1, 64)
+		return strconv.FormatFloat(n.f, 'f', -1, 64)
 	}
 	return fmt.Sprint(v)
 }
