@@ -50,7 +50,9 @@ func call(name string, args ...ast.Node) *ast.CallNode {
 	return &ast.CallNode{Callee: &ast.IdentifierNode{Value: name}, Arguments: args}
 }
 
-func get(row string, col ast.Node) ast.Node { return call("_get", &ast.IdentifierNode{Value: row}, col) }
+func get(row string, col ast.Node) ast.Node {
+	return call("_get", &ast.IdentifierNode{Value: row}, col)
+}
 
 // Visit implements ast.Visitor.
 func (rewriter) Visit(node *ast.Node) {
@@ -99,12 +101,12 @@ func columnArg(n ast.Node) bool {
 
 // envFuncs are the typed-dynamic operators, in every expression's environment.
 var envFuncs = map[string]any{
-	"_eq": func(a, b any) bool { return equal(a, b) },
-	"_ne": func(a, b any) bool { return !equal(a, b) },
-	"_lt": func(a, b any) bool { return must(compare(a, b)) < 0 },
-	"_le": func(a, b any) bool { return must(compare(a, b)) <= 0 },
-	"_gt": func(a, b any) bool { return must(compare(a, b)) > 0 },
-	"_ge": func(a, b any) bool { return must(compare(a, b)) >= 0 },
+	"_eq":  func(a, b any) bool { return equal(a, b) },
+	"_ne":  func(a, b any) bool { return !equal(a, b) },
+	"_lt":  func(a, b any) bool { return must(compare(a, b)) < 0 },
+	"_le":  func(a, b any) bool { return must(compare(a, b)) <= 0 },
+	"_gt":  func(a, b any) bool { return must(compare(a, b)) > 0 },
+	"_ge":  func(a, b any) bool { return must(compare(a, b)) >= 0 },
 	"_add": func(a, b any) any { return must(arith('+', a, b)) },
 	"_sub": func(a, b any) any { return must(arith('-', a, b)) },
 	"_mul": func(a, b any) any { return must(arith('*', a, b)) },
