@@ -44,6 +44,7 @@ import (
 	"strings"
 	"sync"
 	"text/template"
+	"text/template/parse"
 	"time"
 )
 
@@ -220,14 +221,14 @@ func compileText(name, part, src string, funcs template.FuncMap, counter *int) (
 	if err != nil {
 		return nil, parseError(name, part, src, err)
 	}
-	gen := template.FuncMap{}
-	r := rewriter{funcs: gen, next: counter}
+	trees := map[string]*parse.Tree{}
 	for _, sub := range tm.Templates() {
-		if sub.Tree != nil {
-			r.list(sub.Tree.Root, "")
-		}
+		trees[sub.Name()] = sub.Tree
 	}
-	return tm.Funcs(gen), nil
+	if err := strictTrees(part, src, trees, counter, tm.Funcs); err != nil {
+		return nil, err
+	}
+	return tm, nil
 }
 
 // compileHTML parses the html/template part, makes it strict and escapes it now, so that an
@@ -237,14 +238,14 @@ func compileHTML(name, src string, funcs template.FuncMap, counter *int) (*htmlt
 	if err != nil {
 		return nil, parseError(name, PartHTML, src, err)
 	}
-	gen := template.FuncMap{}
-	r := rewriter{funcs: gen, next: counter}
+	trees := map[string]*parse.Tree{}
 	for _, sub := range tm.Templates() {
-		if sub.Tree != nil {
-			r.list(sub.Tree.Root, "")
-		}
+		trees[sub.Name()] = sub.Tree
 	}
-	tm.Funcs(htmltemplate.FuncMap(gen))
+	addFuncs := func(m template.FuncMap) *htmltemplate.Template { return tm.Funcs(htmltemplate.FuncMap(m)) }
+	if err := strictTrees(PartHTML, src, trees, counter, addFuncs); err != nil {
+		return nil, err
+	}
 	// html/template escapes on the first Execute; run it on no data and keep only its
 	// escaping errors (the field errors of the empty data are expected).
 	var he *htmltemplate.Error
@@ -257,6 +258,24 @@ func compileHTML(name, src string, funcs template.FuncMap, counter *int) (*htmlt
 		return nil, e
 	}
 	return tm, nil
+}
+
+// strictTrees refuses recursion and rewrites the trees of one part to be strict, adding the
+// generated helpers with addFuncs.
+func strictTrees[T any](part, src string, trees map[string]*parse.Tree, counter *int, addFuncs func(template.FuncMap) T) error {
+	if n, name := checkRecursion(trees); n != nil {
+		line, col := position(src, int(n.Position()))
+		return &Error{Part: part, Line: line, Col: col, Msg: "template " + strconv.Quote(name) + " calls itself (recursion is not allowed)"}
+	}
+	gen := template.FuncMap{}
+	r := rewriter{funcs: gen, next: counter}
+	for _, tree := range trees {
+		if tree != nil {
+			r.list(tree.Root, "")
+		}
+	}
+	addFuncs(gen)
+	return nil
 }
 
 // position converts a byte offset in src to a 1-based line and column (in bytes).
@@ -426,10 +445,29 @@ func (t *Template) Render(data map[string]any) (Output, error) {
 	return out, nil
 }
 
+// MaxOutput bounds the size of one rendered part.
+const MaxOutput = 1 << 20
+
+// errTooLong stops an execution whose output passes MaxOutput.
+var errTooLong = errors.New("output exceeds 1 MiB")
+
+// limitedBuffer is a bytes.Buffer that refuses to grow past MaxOutput.
+type limitedBuffer struct{ *bytes.Buffer }
+
+func (b limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > MaxOutput {
+		return 0, errTooLong
+	}
+	return b.Buffer.Write(p)
+}
+
 // exec runs one part into buf and returns the text.
 func (t *Template) exec(x executor, part string, buf *bytes.Buffer, data map[string]any) (string, error) {
 	buf.Reset()
-	if err := x.Execute(buf, data); err != nil {
+	if err := x.Execute(limitedBuffer{buf}, data); err != nil {
+		if errors.Is(err, errTooLong) {
+			return "", t.fail(&Error{Part: part, Msg: errTooLong.Error()})
+		}
 		return "", t.fail(execError(part, err))
 	}
 	return buf.String(), nil

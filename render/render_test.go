@@ -322,3 +322,31 @@ func TestKindNames(t *testing.T) {
 		t.Fatalf("ParseKind(fax) error = %v", err)
 	}
 }
+
+func TestRecursionIsRefused(t *testing.T) {
+	_, err := Compile("t", Spec{Kind: KindSMS, Text: `{{ define "a" }}{{ template "b" . }}{{ end }}{{ define "b" }}x{{ template "a" . }}{{ end }}{{ template "a" . }}`})
+	var e *Error
+	if !errors.As(err, &e) || e.Msg != `template "a" calls itself (recursion is not allowed)` || e.Line != 1 {
+		t.Fatalf("Compile error = %v", err)
+	}
+}
+
+func TestRunawayTemplatesStop(t *testing.T) {
+	tests := []struct{ name, text, want string }{
+		{"range over a large integer", `{{ range 1000000000 }}{{ end }}x`, `template "t": text:1:10: range over 1000000000: at most 1000 iterations`},
+		{"range over a large count", `{{ range .count }}{{ end }}x`, `template "t": text:1:10: range over 5000: at most 1000 iterations`},
+		{"output over 1 MiB", `{{ range 1000 }}{{ range 1000 }}xy{{ end }}{{ end }}`, `template "t": text: output exceeds 1 MiB`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tm, err := Compile("t", Spec{Kind: KindWebhook, Text: tt.text})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tm.Render(map[string]any{"count": int64(5000)})
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

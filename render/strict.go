@@ -30,6 +30,94 @@ func outputCheck(what string) func(any) (any, error) {
 	}
 }
 
+// maxRangeInt bounds {{ range N }} over an integer (Go 1.22 templates): a template must not
+// spin for hours on a large count.
+const maxRangeInt = 1000
+
+// rangeGuard passes a range's value through, refusing an integer above maxRangeInt.
+func rangeGuard(v any) (any, error) {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if rv.Int() > maxRangeInt {
+			return nil, fmt.Errorf("range over %d: at most %d iterations", rv.Int(), maxRangeInt)
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if rv.Uint() > maxRangeInt {
+			return nil, fmt.Errorf("range over %d: at most %d iterations", rv.Uint(), maxRangeInt)
+		}
+	}
+	return v, nil
+}
+
+// checkRecursion refuses a template that calls itself, directly or through others: a
+// notification has no use for it, and text/template only stops it 100000 calls deep.
+func checkRecursion(trees map[string]*parse.Tree) (parse.Node, string) {
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	var visit func(name string) (parse.Node, string)
+	visit = func(name string) (parse.Node, string) {
+		state[name] = active
+		defer func() { state[name] = done }()
+		tree := trees[name]
+		if tree == nil {
+			return nil, ""
+		}
+		var found parse.Node
+		var cycle string
+		walkTemplates(tree.Root, func(tn *parse.TemplateNode) bool {
+			switch state[tn.Name] {
+			case active:
+				found, cycle = tn, tn.Name
+				return false
+			case unvisited:
+				if n, c := visit(tn.Name); n != nil {
+					found, cycle = n, c
+					return false
+				}
+			}
+			return true
+		})
+		return found, cycle
+	}
+	for name := range trees {
+		if state[name] == unvisited {
+			if n, c := visit(name); n != nil {
+				return n, c
+			}
+		}
+	}
+	return nil, ""
+}
+
+// walkTemplates calls f for every {{template}} call under n until f returns false.
+func walkTemplates(n parse.Node, f func(*parse.TemplateNode) bool) bool {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return true
+		}
+		for _, c := range n.Nodes {
+			if !walkTemplates(c, f) {
+				return false
+			}
+		}
+	case *parse.TemplateNode:
+		return f(n)
+	case *parse.IfNode:
+		return walkTemplates(n.List, f) && walkTemplates(n.ElseList, f)
+	case *parse.RangeNode:
+		return walkTemplates(n.List, f) && walkTemplates(n.ElseList, f)
+	case *parse.WithNode:
+		return walkTemplates(n.List, f) && walkTemplates(n.ElseList, f)
+	}
+	return true
+}
+
 // fieldError is what the generated helpers return; Render turns it into an *Error.
 type fieldError struct {
 	msg string
@@ -172,6 +260,9 @@ func (r *rewriter) node(n parse.Node, prefix string) {
 	case *parse.RangeNode:
 		inner := dotPrefix(n.Pipe, prefix, "[]")
 		r.pipe(n.Pipe, prefix, modeCond)
+		last := n.Pipe.Cmds[len(n.Pipe.Cmds)-1]
+		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: last.Pos,
+			Args: []parse.Node{parse.NewIdentifier(r.add(rangeGuard)).SetPos(last.Pos)}})
 		r.list(n.List, inner)
 		r.list(n.ElseList, prefix)
 	case *parse.TemplateNode:
