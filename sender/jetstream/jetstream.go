@@ -85,7 +85,9 @@ func New(cfg Config, opts ...Option) (*Channel, error) {
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.Timeout(cfg.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats: disconnected", "error", err)
+			if err != nil { // nil on Close
+				log.Warn("nats: disconnected", "error", err)
+			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats: reconnected") }),
 	}

@@ -34,7 +34,7 @@ func streamConfig(srv *natsServer) Config {
 
 func newChannel(t testing.TB, cfg Config, opts ...Option) *Channel {
 	t.Helper()
-	ch, err := New(cfg, opts...)
+	ch, err := New(cfg, append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"notifier/render"
 	"notifier/state"
 )
 
@@ -32,7 +33,7 @@ type Config struct {
 	Path string `yaml:"path"`
 	// Sync fsyncs the file after each line; nil means true. Ignored for standard output.
 	Sync *bool `yaml:"sync"`
-	// Mask writes recipients masked (Options' mask function) instead of in full.
+	// Mask writes recipients masked (render.Mask) instead of in full.
 	Mask bool `yaml:"mask"`
 }
 
@@ -68,8 +69,8 @@ type options struct {
 // WithNow sets the clock used for Line.SentAt (default time.Now).
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// WithMask sets the function that masks recipients when Config.Mask is true (the sender passes
-// render.Mask). Without it, Config.Mask is refused by New.
+// WithMask replaces the function that masks recipients when Config.Mask is true (default
+// render.Mask).
 func WithMask(mask func(string) string) Option { return func(o *options) { o.mask = mask } }
 
 // WithStdout sets the writer used for path "-" (default os.Stdout); for tests.
@@ -95,12 +96,12 @@ func New(cfg Config, opts ...Option) (*Channel, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := options{now: time.Now, stdout: os.Stdout}
+	o := options{now: time.Now, stdout: os.Stdout, mask: render.Mask}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if cfg.Mask && o.mask == nil {
-		return nil, fmt.Errorf("%w: mask: true needs a mask function (WithMask)", ErrConfig)
+		return nil, fmt.Errorf("%w: mask: true with a nil mask function", ErrConfig)
 	}
 	c := &Channel{path: cfg.Path, sync: cfg.Sync == nil || *cfg.Sync, now: o.now}
 	if cfg.Mask {

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"notifier/render"
 	"notifier/state"
 )
 
@@ -117,6 +119,18 @@ func TestConcurrentSendsNeverInterleave(t *testing.T) {
 	}
 }
 
+func TestMaskUsesRenderMaskByDefault(t *testing.T) {
+	var buf bytes.Buffer
+	ch := newChannel(t, Config{Path: "-", Mask: true}, WithStdout(&buf))
+	if _, err := ch.Send(context.Background(), message(1)); err != nil {
+		t.Fatal(err)
+	}
+	want := `"to":` + strconv.Quote(render.Mask("+4915112345689"))
+	if got := buf.String(); !strings.Contains(got, want) || strings.Contains(got, "12345689") {
+		t.Fatalf("line %s does not hold %s", got, want)
+	}
+}
+
 func TestStdoutAndMask(t *testing.T) {
 	var buf bytes.Buffer
 	ch := newChannel(t, Config{Path: "-", Mask: true}, WithStdout(&buf),
@@ -133,7 +147,7 @@ func TestConfigAndLifecycleErrors(t *testing.T) {
 	if _, err := New(Config{}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("empty path: %v, want ErrConfig", err)
 	}
-	if _, err := New(Config{Path: "-", Mask: true}); !errors.Is(err, ErrConfig) {
+	if _, err := New(Config{Path: "-", Mask: true}, WithMask(nil)); !errors.Is(err, ErrConfig) {
 		t.Fatalf("mask without function: %v, want ErrConfig", err)
 	}
 	if _, err := New(Config{Path: filepath.Join(t.TempDir(), "no", "dir", "x.jsonl")}); err == nil {

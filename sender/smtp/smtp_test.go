@@ -44,7 +44,7 @@ func baseConfig(ts *testServer) Config {
 
 func newChannel(t *testing.T, cfg Config, opts ...Option) *Channel {
 	t.Helper()
-	ch, err := New(cfg, opts...)
+	ch, err := New(cfg, append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -491,7 +491,7 @@ func BenchmarkSend(b *testing.B) {
 	ts := startServer(b, serverOpts{})
 	cfg := baseConfig(ts)
 	cfg.Connections = 4
-	ch, err := New(cfg)
+	ch, err := New(cfg, WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		b.Fatal(err)
 	}
