@@ -1,0 +1,266 @@
+package cdc_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"notifier/cdc"
+)
+
+func TestRowChangesArriveAsOrderedTransactions(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY, name VARCHAR(20), n BIGINT)")
+	from := current(t)
+	s := startStream(t, readerOpts(db+".*"), from)
+
+	primaryTxn(t,
+		"INSERT INTO "+db+".t VALUES (1, 'one', 10), (2, 'two', 20)",
+		"UPDATE "+db+".t SET name = 'uno' WHERE id = 1",
+	)
+	primary(t, "DELETE FROM "+db+".t WHERE id = 2")
+	txns := s.next(2)
+
+	want := [][]cdc.Change{
+		{
+			{Schema: db, Table: "t", Op: cdc.OpInsert, After: cdc.Row{"id": int64(1), "name": "one", "n": int64(10)}, Index: 0},
+			{Schema: db, Table: "t", Op: cdc.OpInsert, After: cdc.Row{"id": int64(2), "name": "two", "n": int64(20)}, Index: 1},
+			{Schema: db, Table: "t", Op: cdc.OpUpdate, Before: cdc.Row{"id": int64(1), "name": "one", "n": int64(10)},
+				After: cdc.Row{"id": int64(1), "name": "uno", "n": int64(10)}, Index: 1 << 32},
+		},
+		{
+			{Schema: db, Table: "t", Op: cdc.OpDelete, Before: cdc.Row{"id": int64(2), "name": "two", "n": int64(20)}, Index: 0},
+		},
+	}
+	for i, txn := range txns {
+		if !reflect.DeepEqual(txn.Changes, want[i]) {
+			t.Errorf("txn %d changes:\n got %+v\nwant %+v", i, txn.Changes, want[i])
+		}
+		if txn.Position.GTID == "" || txn.Position.File == "" || txn.Position.Pos == 0 {
+			t.Errorf("txn %d position %q: want gtid and file:pos", i, txn.Position)
+		}
+		if txn.CommitTime.IsZero() || txn.CommitTime.Location() != time.UTC {
+			t.Errorf("txn %d commit time %v: want a UTC time", i, txn.CommitTime)
+		}
+	}
+	if txns[0].Position.GTID == txns[1].Position.GTID || txns[1].Position.Pos <= txns[0].Position.Pos {
+		t.Errorf("positions do not advance: %s then %s", txns[0].Position, txns[1].Position)
+	}
+	end := current(t)
+	if txns[1].Position.GTID != end.GTID {
+		t.Errorf("last txn position %s, replica now at %s", txns[1].Position, end)
+	}
+	s.quiet()
+}
+
+func TestResumeFromTxnPositionYieldsExactlyTheFollowingTransactions(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY, v VARCHAR(10))")
+	from := current(t)
+	for i := 1; i <= 5; i++ {
+		primary(t, fmt.Sprintf("INSERT INTO %s.t VALUES (%d, 'v%d')", db, i, i))
+	}
+	all := startStream(t, readerOpts(db+".*"), from).next(5)
+
+	for _, k := range []int{0, 2, 3} {
+		p := all[k].Position
+		for name, resume := range map[string]cdc.Position{
+			"gtid":     {GTID: p.GTID},
+			"file:pos": {File: p.File, Pos: p.Pos},
+		} {
+			t.Run(fmt.Sprintf("after txn %d by %s", k, name), func(t *testing.T) {
+				s := startStream(t, readerOpts(db+".*"), resume)
+				got := s.next(len(all) - k - 1)
+				for i, txn := range got {
+					w := all[k+1+i]
+					if !reflect.DeepEqual(txn.Changes, w.Changes) || txn.Position.GTID != w.Position.GTID ||
+						txn.Position.File != w.Position.File || txn.Position.Pos != w.Position.Pos {
+						t.Errorf("txn %d:\n got %s %+v\nwant %s %+v", i, txn.Position, txn.Changes, w.Position, w.Changes)
+					}
+				}
+				s.quiet()
+			})
+		}
+	}
+}
+
+func TestIncludeAndExcludePatternsSelectTables(t *testing.T) {
+	db := database(t)
+	primary(t,
+		"CREATE TABLE "+db+".orders (id INT PRIMARY KEY)",
+		"CREATE TABLE "+db+".order_items (id INT PRIMARY KEY)",
+		"CREATE TABLE "+db+".audit (id INT PRIMARY KEY)",
+	)
+	from := current(t)
+	opts := readerOpts(db + ".order*")
+	opts.Exclude = []string{db + ".*_items"}
+	s := startStream(t, opts, from)
+	primaryTxn(t,
+		"INSERT INTO "+db+".audit VALUES (1)",
+		"INSERT INTO "+db+".order_items VALUES (1)",
+		"INSERT INTO "+db+".orders VALUES (1)",
+	)
+	primary(t, "INSERT INTO "+db+".audit VALUES (2)", "INSERT INTO "+db+".orders VALUES (2)")
+	txns := s.next(2)
+	var got []string
+	for _, txn := range txns {
+		for _, c := range txn.Changes {
+			got = append(got, fmt.Sprintf("%s.%s:%v:%d", c.Schema, c.Table, c.After["id"], c.Index))
+		}
+	}
+	// Index counts the rows events of unwatched tables too, so it does not depend on the filter.
+	want := []string{db + ".orders:1:8589934592", db + ".orders:2:0"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("changes %v, want %v", got, want)
+	}
+	s.quiet()
+}
+
+func TestUnwatchedTransactionsMoveThePositionWithProgressMarkers(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY)")
+	from := current(t)
+	s := startStream(t, readerOpts("nothing_here.*"), from)
+	for i := 0; i < 20; i++ {
+		primary(t, fmt.Sprintf("INSERT INTO %s.t VALUES (%d)", db, i))
+	}
+	end := current(t)
+	progress := 0
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case txn := <-s.ch:
+			if len(txn.Changes) != 0 {
+				t.Fatalf("unwatched change delivered: %+v", txn.Changes)
+			}
+			progress++
+			if txn.Position.GTID == end.GTID {
+				// 20 transactions, but progress markers are paced (2 s apart by default).
+				if progress > 5 {
+					t.Errorf("%d progress markers for 20 transactions: want them paced", progress)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no progress marker reached %s (got %d markers)", end, progress)
+		}
+	}
+}
+
+func TestAlterTableMidStreamUsesTheNewColumns(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY, a VARCHAR(5))")
+	from := current(t)
+	s := startStream(t, readerOpts(db+".*"), from)
+	primary(t, "INSERT INTO "+db+".t VALUES (1, 'x')")
+	first := s.next(1)[0] // read before the ALTER runs
+	primary(t,
+		"ALTER TABLE "+db+".t ADD COLUMN extra INT AFTER id",
+		"INSERT INTO "+db+".t VALUES (2, 7, 'y')",
+	)
+	second := s.next(1)[0]
+	if want := (cdc.Row{"id": int64(1), "a": "x"}); !reflect.DeepEqual(first.Changes[0].After, want) {
+		t.Errorf("before ALTER: %v, want %v", first.Changes[0].After, want)
+	}
+	if want := (cdc.Row{"id": int64(2), "extra": int64(7), "a": "y"}); !reflect.DeepEqual(second.Changes[0].After, want) {
+		t.Errorf("after ALTER: %v, want %v", second.Changes[0].After, want)
+	}
+
+	// Replaying the old row now that the table has three columns cannot attribute its values.
+	replay := startStream(t, readerOpts(db+".*"), from)
+	mustErrorIs(t, replay.fatal(), cdc.ErrSchemaMismatch, db+".t", "2 columns", "3", "re-snapshot")
+}
+
+func TestReplicaRestartMidStreamLosesAndDuplicatesNothing(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY)")
+	from := current(t)
+	s := startStream(t, readerOpts(db+".*"), from)
+	const n = 60
+	for i := 0; i < n; i++ {
+		if i == 20 {
+			if err := cluster.Replica().Stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 40 {
+			if err := cluster.Replica().Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		primary(t, fmt.Sprintf("INSERT INTO %s.t VALUES (%d)", db, i))
+	}
+	txns := s.next(n)
+	for i, txn := range txns {
+		if len(txn.Changes) != 1 || txn.Changes[0].After["id"] != int64(i) {
+			t.Fatalf("txn %d: %+v, want the insert of id %d", i, txn.Changes, i)
+		}
+	}
+	s.quiet()
+}
+
+func TestPurgedPositionIsFatalAndNamesThePosition(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY)")
+	from := current(t)
+	primary(t, "INSERT INTO "+db+".t VALUES (1)")
+	waitReplicated(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cluster.Replica().PurgeBinlogs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]cdc.Position{
+		"gtid":     {GTID: from.GTID},
+		"file:pos": {File: from.File, Pos: from.Pos},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := startStream(t, readerOpts(db+".*"), p)
+			mustErrorIs(t, s.fatal(), cdc.ErrPositionPurged, p.String(), "notifier snapshot --all")
+		})
+	}
+}
+
+func TestRunReturnsNilAfterClose(t *testing.T) {
+	r, err := cdc.New(readerOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background(), cdc.Position{}, make(chan *cdc.Txn)) }()
+	time.Sleep(200 * time.Millisecond) // let it connect; Close must also work before that
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after Close: %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+	if err := r.Run(context.Background(), cdc.Position{}, nil); err != cdc.ErrClosed {
+		t.Fatalf("Run on a closed reader: %v, want ErrClosed", err)
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	for _, tc := range []struct {
+		opts cdc.Options
+		want string
+	}{
+		{cdc.Options{Addr: "127.0.0.1:3306", User: "u"}, "server id is 0"},
+		{cdc.Options{Addr: "localhost", User: "u", ServerID: 5}, "addr"},
+		{cdc.Options{Addr: "127.0.0.1:3306", User: "u", ServerID: 5, Flavor: "pg"}, "flavor"},
+		{cdc.Options{Addr: "127.0.0.1:3306", User: "u", ServerID: 5, Include: []string{"nodot"}}, "schema.table"},
+	} {
+		_, err := cdc.New(tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want an error mentioning %q", tc.opts, err, tc.want)
+		}
+	}
+}

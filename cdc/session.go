@@ -1,0 +1,339 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/google/uuid"
+)
+
+// session is one binlog connection: from a transaction boundary until the connection fails,
+// ctx is done or a fatal error. Its event handler runs on go-mysql's reading goroutine
+// (SynchronousEventHandler), so decoding and assembling a Txn cost no channel hop.
+type session struct {
+	r      *Reader
+	flavor string
+	ctx    context.Context
+	out    chan<- *Txn
+	schema *schemaCache
+
+	start     Position // where this session started
+	delivered Position // position after the last Txn sent (the resume point)
+	sent      int      // Txns sent by this session
+
+	file    string             // current binlog file
+	gset    mysql.GTIDSet      // GTID set after the last complete transaction; nil without GTIDs
+	next    *mysql.MariadbGTID // MariaDB: GTID of the transaction being read
+	nextSID []byte             // MySQL: SID/GNO of the transaction being read
+	nextGNO int64
+
+	changes []Change // watched changes of the transaction being read
+	rowsSeq int      // rows events seen in the transaction being read
+	inTxn   bool
+
+	progress     *Txn      // latest progress-only Txn not yet sent
+	lastProgress time.Time // when a progress-only Txn was last sent
+}
+
+func newSession(r *Reader, from Position, out chan<- *Txn) *session {
+	return &session{r: r, out: out, start: from, delivered: from, file: from.File}
+}
+
+// run connects and streams until an error. The returned error is classified by fatal.
+func (s *session) run(ctx context.Context) error {
+	s.ctx = ctx
+	o := &s.r.opts
+	s.flavor = s.r.serverFlavor()
+	s.schema = newSchemaCache(s.r.metaDB(), s.flavor)
+	if s.flavor == FlavorMariaDB || s.start.GTID != "" {
+		gs, err := mysql.ParseGTIDSet(s.flavor, s.start.GTID)
+		if err != nil {
+			return fmt.Errorf("position %s: %w", s.start, err)
+		}
+		s.gset = gs
+	}
+	host, port, _ := net.SplitHostPort(o.Addr)
+	p, _ := strconv.ParseUint(port, 10, 16)
+	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	cfg := replication.BinlogSyncerConfig{
+		ServerID:        o.ServerID,
+		Flavor:          s.flavor,
+		Host:            host,
+		Port:            uint16(p),
+		User:            o.User,
+		Password:        o.Password,
+		Charset:         "utf8mb4",
+		ParseTime:       true,
+		UseDecimal:      true,
+		HeartbeatPeriod: o.HeartbeatPeriod,
+		ReadTimeout:     o.ReadTimeout,
+		// We reconnect ourselves from the last delivered transaction boundary: go-mysql's own
+		// retry resumes mid-transaction in file:pos mode (go-mysql #48, #396).
+		DisableRetrySync: true,
+		Logger:           slog.New(levelFilter{Handler: o.Logger.Handler(), min: slog.LevelWarn}),
+		Dialer:           dialer.DialContext,
+		// MariaDB 11.4+ writes end_log_pos=0 inside transactions (go-mysql #893, #1035).
+		FillZeroLogPos:          s.flavor == FlavorMariaDB,
+		EventCacheCount:         16, // unused with a synchronous handler
+		RowsEventDecodeFunc:     s.decodeRows,
+		SynchronousEventHandler: s,
+	}
+	syncer := replication.NewBinlogSyncer(cfg)
+	defer syncer.Close()
+
+	var streamer *replication.BinlogStreamer
+	var err error
+	if s.start.GTID != "" {
+		streamer, err = syncer.StartSyncGTID(s.gset.Clone())
+	} else {
+		streamer, err = syncer.StartSync(mysql.Position{Name: s.start.File, Pos: s.start.Pos})
+	}
+	if err != nil {
+		return s.classify(err)
+	}
+	s.r.opts.Logger.Info("binlog connected", "addr", o.Addr, "from", s.start.String())
+	// With a synchronous handler the streamer only ever carries the terminating error.
+	_, err = streamer.GetEvent(ctx)
+	return s.classify(err)
+}
+
+// classify maps a stream error to our sentinels where it is one.
+func (s *session) classify(err error) error {
+	if err == nil || errors.Is(err, ErrSchemaMismatch) || errors.Is(err, ErrRowImage) || errors.Is(err, ErrPositionPurged) {
+		return err
+	}
+	var me *mysql.MyError
+	if errors.As(err, &me) && (me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG || me.Code == mysql.ER_MASTER_HAS_PURGED_REQUIRED_GTIDS) {
+		return purgedError(s.delivered, "the server cannot send it: "+me.Message)
+	}
+	// Errors from the start of the dump are flattened to text by go-mysql.
+	if msg := err.Error(); strings.Contains(msg, "ERROR 1236") || strings.Contains(msg, "ERROR 1789") {
+		return purgedError(s.delivered, "the server cannot send it: "+msg)
+	}
+	return fmt.Errorf("binlog stream from %s: %w", s.r.opts.Addr, err)
+}
+
+// decodeRows decodes the rows of watched tables only.
+func (s *session) decodeRows(e *replication.RowsEvent, data []byte) error {
+	pos, err := e.DecodeHeader(data)
+	if err != nil {
+		return err
+	}
+	if e.Table == nil || !s.r.filter.watched(e.Table.Schema, e.Table.Table) {
+		return nil
+	}
+	return e.DecodeData(pos, data)
+}
+
+// HandleEvent is called by go-mysql for every event, in order.
+func (s *session) HandleEvent(ev *replication.BinlogEvent) error {
+	h := ev.Header
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		s.file = string(e.NextLogName)
+	case *replication.MariadbGTIDEvent:
+		g := e.GTID
+		s.begin()
+		s.next = &g
+		if e.IsStandalone() {
+			s.inTxn = true // the next query event (DDL or a non-transactional statement) ends it
+		}
+	case *replication.GTIDEvent:
+		s.begin()
+		s.nextSID, s.nextGNO = e.SID, e.GNO
+	case *replication.QueryEvent:
+		return s.query(h, e)
+	case *replication.RowsEvent:
+		return s.rows(h, e)
+	case *replication.XIDEvent:
+		return s.commit(h)
+	case *replication.TransactionPayloadEvent:
+		for _, inner := range e.Events {
+			if err := s.HandleEvent(inner); err != nil {
+				return err
+			}
+		}
+	default:
+		if h.EventType == replication.HEARTBEAT_EVENT || h.EventType == replication.HEARTBEAT_LOG_EVENT_V2 {
+			return s.flushProgress(true)
+		}
+	}
+	return nil
+}
+
+func (s *session) begin() {
+	s.changes = nil
+	s.rowsSeq = 0
+	s.inTxn = true
+	s.next, s.nextSID = nil, nil
+}
+
+// query handles a query event: BEGIN, COMMIT (transactions on non-XA engines end with it),
+// DDL (ends its own transaction, clears the schema cache), or a statement-based row change,
+// which would lose rows silently and is therefore fatal.
+func (s *session) query(h *replication.EventHeader, e *replication.QueryEvent) error {
+	q := strings.TrimSpace(string(e.Query))
+	verb := strings.ToUpper(firstWord(q))
+	switch verb {
+	case "BEGIN":
+		s.inTxn = true
+		return nil
+	case "COMMIT", "ROLLBACK":
+		if verb == "ROLLBACK" && len(q) > len("ROLLBACK") {
+			return nil // ROLLBACK TO SAVEPOINT
+		}
+		return s.commit(h)
+	case "SAVEPOINT", "RELEASE", "XA":
+		return nil
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD":
+		return fmt.Errorf("binlog %s:%d holds a statement-based row change (%.60q): the source's binlog_format "+
+			"must be ROW: %w", s.file, h.LogPos, q, ErrRowImage)
+	}
+	// DDL and other statements: the table definitions may have changed.
+	s.schema.clear()
+	return s.commit(h)
+}
+
+func firstWord(q string) string {
+	for len(q) > 0 && (q[0] == '/' || q[0] == '(') { // skip /* comments */ and parentheses
+		if strings.HasPrefix(q, "/*") {
+			if i := strings.Index(q, "*/"); i >= 0 {
+				q = strings.TrimSpace(q[i+2:])
+				continue
+			}
+		}
+		q = strings.TrimSpace(q[1:])
+	}
+	if i := strings.IndexAny(q, " \t\r\n;("); i >= 0 {
+		return q[:i]
+	}
+	return q
+}
+
+// rows turns one rows event into Changes. Each Change's Index is the rows event's ordinal in
+// the transaction (counting events of every table, watched or not) << 32 | the row's ordinal
+// in the event: unique, increasing, and independent of the Include/Exclude filter.
+func (s *session) rows(h *replication.EventHeader, e *replication.RowsEvent) error {
+	seq := s.rowsSeq
+	s.rowsSeq++
+	if len(e.Rows) == 0 {
+		return nil // an unwatched table: not decoded
+	}
+	if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
+		return fmt.Errorf("binlog %s:%d: partial JSON update of %s.%s: set binlog_row_value_options='' on the source: %w",
+			s.file, h.LogPos, e.Table.Schema, e.Table.Table, ErrRowImage)
+	}
+	t, err := s.schema.forRows(s.ctx, e.Table)
+	if err != nil {
+		return fmt.Errorf("binlog %s:%d: %w", s.file, h.LogPos, err)
+	}
+	for i := range e.SkippedColumns {
+		if len(e.SkippedColumns[i]) > 0 {
+			return fmt.Errorf("binlog %s:%d: table %s.%s: row image lacks %d columns: the source's binlog_row_image "+
+				"must be FULL: %w", s.file, h.LogPos, t.schema, t.name, len(e.SkippedColumns[i]), ErrRowImage)
+		}
+	}
+	base := seq << 32
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		s.grow(len(e.Rows))
+		for i, vals := range e.Rows {
+			s.changes = append(s.changes, Change{Schema: t.schema, Table: t.name, Op: OpInsert, After: t.row(vals), Index: base | i})
+		}
+	case replication.EnumRowsEventTypeDelete:
+		s.grow(len(e.Rows))
+		for i, vals := range e.Rows {
+			s.changes = append(s.changes, Change{Schema: t.schema, Table: t.name, Op: OpDelete, Before: t.row(vals), Index: base | i})
+		}
+	case replication.EnumRowsEventTypeUpdate:
+		if len(e.Rows)%2 != 0 {
+			return fmt.Errorf("binlog %s:%d: update of %s.%s has an odd number of images", s.file, h.LogPos, t.schema, t.name)
+		}
+		s.grow(len(e.Rows) / 2)
+		for i := 0; i+1 < len(e.Rows); i += 2 {
+			s.changes = append(s.changes, Change{Schema: t.schema, Table: t.name, Op: OpUpdate,
+				Before: t.row(e.Rows[i]), After: t.row(e.Rows[i+1]), Index: base | i/2})
+		}
+	default:
+		return fmt.Errorf("binlog %s:%d: unknown rows event type %s", s.file, h.LogPos, h.EventType)
+	}
+	return nil
+}
+
+func (s *session) grow(n int) {
+	if cap(s.changes)-len(s.changes) < n {
+		c := make([]Change, len(s.changes), len(s.changes)+max(n, 16))
+		copy(c, s.changes)
+		s.changes = c
+	}
+}
+
+// commit ends the transaction being read: its GTID joins the set, and it is sent (or, with no
+// watched change, kept as a progress marker).
+func (s *session) commit(h *replication.EventHeader) error {
+	if s.gset != nil {
+		switch gs := s.gset.(type) {
+		case *mysql.MariadbGTIDSet:
+			if s.next != nil {
+				if err := gs.AddSet(s.next); err != nil {
+					return fmt.Errorf("binlog %s:%d: gtid %s: %w", s.file, h.LogPos, s.next, err)
+				}
+			}
+		case *mysql.MysqlGTIDSet:
+			if s.nextSID != nil {
+				u, err := uuid.FromBytes(s.nextSID)
+				if err != nil {
+					return fmt.Errorf("binlog %s:%d: gtid: %w", s.file, h.LogPos, err)
+				}
+				gs.AddGTID(u, s.nextGNO)
+			}
+		}
+	}
+	pos := Position{File: s.file, Pos: h.LogPos}
+	if s.gset != nil {
+		pos.GTID = s.gset.String()
+	}
+	t := &Txn{Position: pos, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Changes: s.changes}
+	s.changes, s.next, s.nextSID, s.inTxn, s.rowsSeq = nil, nil, nil, false, 0
+	if len(t.Changes) > 0 {
+		s.progress = nil
+		return s.send(t)
+	}
+	s.progress = t
+	return s.flushProgress(false)
+}
+
+// flushProgress sends the pending progress-only Txn when ProgressInterval has passed since the
+// last one (idle: on a heartbeat).
+func (s *session) flushProgress(idle bool) error {
+	if s.progress == nil || s.inTxn && !idle {
+		return nil
+	}
+	now := s.r.opts.Now()
+	if now.Sub(s.lastProgress) < s.r.opts.ProgressInterval {
+		return nil
+	}
+	t := s.progress
+	s.progress = nil
+	s.lastProgress = now
+	return s.send(t)
+}
+
+func (s *session) send(t *Txn) error {
+	select {
+	case s.out <- t:
+		s.delivered = t.Position
+		s.sent++
+		return nil
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
