@@ -78,8 +78,11 @@ type Change struct {
 	Before Row
 	// After is the row after the change (insert, update, snapshot); nil for delete.
 	After Row
-	// Index is the 0-based position of this row change within its transaction; with the
-	// transaction's Position it identifies the change uniquely and deterministically.
+	// Index identifies this row change within its transaction, uniquely and deterministically:
+	// with the transaction's Position it names the change. It increases in binlog order and is
+	// (ordinal of the rows event in the transaction) << 32 | (ordinal of the row in that event),
+	// both 0-based and counting the events of every table, watched or not, so it does not
+	// change when Include/Exclude change. A transaction of one statement has 0, 1, 2, ...
 	Index int
 }
 

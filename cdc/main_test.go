@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -178,10 +179,19 @@ func waitReplicated(t testing.TB) {
 // database creates a fresh database named after the test on the primary.
 func database(t testing.TB) string {
 	t.Helper()
-	name := strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
-	if len(name) > 60 {
-		name = name[:60]
+	var b strings.Builder
+	for _, r := range strings.ToLower(t.Name()) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
 	}
+	name := b.String()
+	if len(name) > 48 {
+		name = name[:48]
+	}
+	name = fmt.Sprintf("%s_%08x", name, crc32.ChecksumIEEE([]byte(t.Name())))
 	primary(t, "DROP DATABASE IF EXISTS "+name, "CREATE DATABASE "+name)
 	return name
 }
