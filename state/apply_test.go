@@ -204,7 +204,9 @@ func TestASentReminderIsNotResentAndANewTimeGetsANewMessage(t *testing.T) {
 
 func TestReplayOfOlderBatchesConvergesToTheSameSchedule(t *testing.T) {
 	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
-	cp := func(sec int) *Checkpoint { return &Checkpoint{Position: "p", CommitTime: t0.Add(time.Duration(sec) * time.Second)} }
+	cp := func(sec int) *Checkpoint {
+		return &Checkpoint{Position: "p", CommitTime: t0.Add(time.Duration(sec) * time.Second)}
+	}
 	history := []*Batch{
 		{Checkpoint: cp(1), Schedules: []Schedule{{Slot: "pay/1", Message: reminder("1@1", at(1))}, {Slot: "pay/2", Message: reminder("2@1", at(1))}}},
 		{Checkpoint: cp(2), Schedules: []Schedule{{Slot: "pay/1", Message: reminder("1@2", at(2))}}},
