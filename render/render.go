@@ -269,8 +269,8 @@ func strictTrees[T any](part, src string, trees map[string]*parse.Tree, counter 
 	}
 	gen := template.FuncMap{}
 	r := rewriter{funcs: gen, next: counter}
-	for _, tree := range trees {
-		if tree != nil {
+	for _, name := range sortedNames(trees) {
+		if tree := trees[name]; tree != nil {
 			r.list(tree.Root, "")
 		}
 	}

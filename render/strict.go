@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -84,7 +85,7 @@ func checkRecursion(trees map[string]*parse.Tree) (parse.Node, string) {
 		})
 		return found, cycle
 	}
-	for name := range trees {
+	for _, name := range sortedNames(trees) {
 		if state[name] == unvisited {
 			if n, c := visit(name); n != nil {
 				return n, c
@@ -92,6 +93,16 @@ func checkRecursion(trees map[string]*parse.Tree) (parse.Node, string) {
 		}
 	}
 	return nil, ""
+}
+
+// sortedNames returns the template names in order, so errors and rewrites are deterministic.
+func sortedNames(trees map[string]*parse.Tree) []string {
+	names := make([]string, 0, len(trees))
+	for name := range trees {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // walkTemplates calls f for every {{template}} call under n until f returns false.
