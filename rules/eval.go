@@ -394,3 +394,29 @@ func typeErr(want string, v any) error {
 }
 
 func itoa(i int) string { return Format(int64(i)) }
+
+// Recheck evaluates the `recheck` condition of the rule called name against the latest image of
+// the row (in `new`; `old` is nil, op is "recheck") at the fire time at (which is `commit_time`
+// and `now()`). A rule without recheck passes. The caller stores the rule name with a scheduled
+// message and, at fire time, skips the message when Recheck returns false. Safe for concurrent
+// use.
+func (s *Set) Recheck(name string, row cdc.Row, at time.Time) (bool, error) {
+	r := s.Rule(name)
+	if r == nil {
+		return false, fmt.Errorf("recheck %q: %w", name, ErrUnknownRule)
+	}
+	if r.recheck == nil {
+		return true, nil
+	}
+	e := s.pool.Get().(*Evaluator)
+	defer s.pool.Put(e)
+	env := e.env
+	env["new"], env["old"], env["op"] = map[string]any(row), map[string]any(nil), "recheck"
+	env["table"], env["commit_time"], env["vars"] = r.Table, at, r.varsAny
+	v, err := e.vm.Run(r.recheck, env)
+	if err != nil {
+		return false, fmt.Errorf("rule %q (%s:%d): recheck: %w", r.Name, r.File, r.Line, compact(err))
+	}
+	ok, _ := v.(bool)
+	return ok, nil
+}
