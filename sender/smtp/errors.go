@@ -33,7 +33,7 @@ const (
 	ReasonTimeout    = "timeout"
 	ReasonConnection = "connection"
 	ReasonTemplate   = "template" // the message cannot be built (bad recipient)
-	ReasonShutdown   = "shutdown"
+	ReasonShutdown   = "shutdown" // ctx cancelled: the sender is stopping
 )
 
 // Error is a classified failure of one Send. The sender reads it through the duck-typed methods

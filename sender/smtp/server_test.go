@@ -41,6 +41,7 @@ type testServer struct {
 	user, pass string // accepted credentials; empty = AUTH not required
 	failEvery  int    // every n-th DATA gets 451
 	block      chan struct{}
+	gotData    chan struct{} // signalled when a blocked DATA has read the whole message
 }
 
 type received struct {
@@ -101,6 +102,7 @@ func (ts *testServer) blockData() {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	ts.block = make(chan struct{})
+	ts.gotData = make(chan struct{}, 16)
 }
 
 func (ts *testServer) unblock() {
@@ -184,9 +186,10 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.ts.mu.Lock()
 	s.ts.dataSeen++
-	n, block := s.ts.dataSeen, s.ts.block
+	n, block, got := s.ts.dataSeen, s.ts.block, s.ts.gotData
 	s.ts.mu.Unlock()
 	if block != nil {
+		got <- struct{}{}
 		<-block
 		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 0, 0}, Message: "too late"}
 	}

@@ -108,7 +108,7 @@ func (ch *Channel) Send(ctx context.Context, m *state.Message) (retry bool, err 
 	case <-ch.done:
 		return fail("acquire", ReasonShutdown, false, ErrClosed)
 	case <-ctx.Done():
-		return fail("acquire", ReasonTimeout, false, context.Cause(ctx))
+		return fail("acquire", lostReason(ctx, nil), false, context.Cause(ctx))
 	case ch.slots <- struct{}{}:
 	}
 	cn := ch.take()
@@ -141,12 +141,10 @@ func (ch *Channel) Send(ctx context.Context, m *state.Message) (retry bool, err 
 	}
 	// No reply: the connection is broken or timed out.
 	cn = ch.drop(cn)
-	reason := ReasonConnection
-	if isTimeout(err) || ctx.Err() != nil {
-		reason = ReasonTimeout
-	}
+	reason := lostReason(ctx, err)
 	if stage == stageEndOfData {
 		ch.log.Warn("smtp: no reply after end of data; delivery uncertain", "key", m.Key, "reason", reason)
+		// Sent: the sender makes the message uncertain unless the channel is declared idempotent.
 		return fail(stage, reason, true, fmt.Errorf("%w: %w", ErrUncertain, err))
 	}
 	return fail(stage, reason, false, err)
@@ -209,8 +207,8 @@ func (ch *Channel) dial(ctx context.Context) (*conn, error) {
 			if reply.Code >= 500 {
 				reason = ReasonRefused
 			}
-		case isTimeout(err) || ctx.Err() != nil:
-			reason = ReasonTimeout
+		default:
+			reason = lostReason(ctx, err)
 		}
 		return nil, &Error{Addr: ch.s.addr, Stage: stage, Code: replyCode(err), Reason: reason, Err: err}
 	}
@@ -339,9 +337,18 @@ func (ch *Channel) Close() error {
 
 func (e *Error) with(key string) *Error { e.Key = key; return e }
 
-func isTimeout(err error) bool {
+// lostReason classifies a failure without a reply: shutdown when ctx was cancelled (the
+// sender is stopping), timeout when its deadline passed or the socket timed out, else
+// connection.
+func lostReason(ctx context.Context, err error) string {
 	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return ReasonShutdown
+	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ReasonTimeout
+	}
+	return ReasonConnection
 }
 
 func replyCode(err error) int {

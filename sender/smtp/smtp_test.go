@@ -274,8 +274,9 @@ func TestConnectionRefusedIsRetriedAndKnownNotSent(t *testing.T) {
 func TestTimeoutAfterEndOfDataIsReportedUncertain(t *testing.T) {
 	ts := startServer(t, serverOpts{})
 	ch := newChannel(t, baseConfig(ts))
+	send(t, ch, mailMessage("k0", "a@example.org")) // warm: the slot holds an open connection
 	ts.blockData()
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	retry, err := ch.Send(ctx, mailMessage("k1", "a@example.org"))
 	var e *Error
@@ -286,8 +287,25 @@ func TestTimeoutAfterEndOfDataIsReportedUncertain(t *testing.T) {
 	ts.unblock()
 	// The broken connection was dropped; the next Send dials anew and succeeds.
 	send(t, ch, mailMessage("k2", "a@example.org"))
-	if conns, _, _, msgs := ts.snapshot(); conns != 2 || len(msgs) != 1 || !strings.Contains(msgs[0].Data, MessageID("k2", DefaultMessageIDDomain)) {
-		t.Fatalf("connections=%d accepted=%d, want 2 and k2", conns, len(msgs))
+	if conns, _, _, msgs := ts.snapshot(); conns != 2 || len(msgs) != 2 || !strings.Contains(msgs[1].Data, MessageID("k2", DefaultMessageIDDomain)) {
+		t.Fatalf("connections=%d accepted=%d, want 2 and k0, k2", conns, len(msgs))
+	}
+}
+
+func TestCancelAfterEndOfDataIsUncertainShutdown(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ch := newChannel(t, baseConfig(ts))
+	ts.blockData()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-ts.gotData // the server holds the whole message and has not answered
+		cancel()
+	}()
+	retry, err := ch.Send(ctx, mailMessage("k1", "a@example.org"))
+	var e *Error
+	if !retry || !errors.Is(err, ErrUncertain) || !errors.As(err, &e) || e.NotSent() ||
+		e.FailureReason() != ReasonShutdown {
+		t.Fatalf("retry=%v err=%#v, want uncertain shutdown after end of data", retry, err)
 	}
 }
 
@@ -302,15 +320,7 @@ func TestCancelledWaitForASlotIsNotSent(t *testing.T) {
 		_, err := ch.Send(context.Background(), mailMessage("k1", "a@example.org"))
 		first <- err
 	}()
-	for { // wait until the first Send holds the only slot (its DATA has reached the server)
-		ts.mu.Lock()
-		seen := ts.dataSeen
-		ts.mu.Unlock()
-		if seen == 1 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	<-ts.gotData // the first Send holds the only slot: its DATA has reached the server
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	retry, err := ch.Send(ctx, mailMessage("k2", "a@example.org"))
