@@ -65,6 +65,7 @@ type env struct {
 	logPath  string
 	gw       *smsGateway
 	serverID uint32
+	svc      *runningService // the last started service
 
 	// Config knobs used by writeConfig.
 	channels    string // YAML of the channels: section body (indented two spaces); default one webhook channel "sms"
@@ -168,6 +169,7 @@ func (e *env) seedCheckpoint() {
 type runningService struct {
 	cancel context.CancelFunc
 	done   chan error
+	exited atomic.Bool
 	out    *bytes.Buffer
 }
 
@@ -180,9 +182,13 @@ func (e *env) start() *runningService {
 	s := &runningService{cancel: cancel, done: make(chan error, 1), out: &bytes.Buffer{}}
 	go func() {
 		defer logf.Close()
-		s.done <- App(io.Discard, logf).RunContext(ctx, []string{"notifier", "run", "--config", e.cfgPath})
+		err := App(io.Discard, logf).RunContext(ctx, []string{"notifier", "run", "--config", e.cfgPath})
+		fmt.Fprintf(logf, "SERVICE EXITED: %v\n", err)
+		s.exited.Store(true)
+		s.done <- err
 	}()
 	e.t.Cleanup(func() { s.stop() })
+	e.svc = s
 	return s
 }
 
@@ -198,6 +204,21 @@ func (s *runningService) stop() error {
 		return err
 	case <-time.After(60 * time.Second):
 		return fmt.Errorf("service did not stop within 60s")
+	}
+}
+
+// waitFor is waitFor that also fails as soon as the service exits.
+func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if e.svc != nil && e.svc.exited.Load() && e.svc.cancel != nil {
+			e.t.Fatalf("the service exited while waiting for %s", what)
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -42,7 +42,7 @@ func (e *env) sentinel(id int) {
 	e.t.Helper()
 	e.exec(insertContract(id, "active", "Sentinel"))
 	key := fmt.Sprintf("activated:%d", id)
-	waitFor(e.t, "the sentinel SMS "+key, 60*time.Second, func() bool { return e.gw.counts()[key] > 0 })
+	e.waitFor("the sentinel SMS "+key, 60*time.Second, func() bool { return e.gw.counts()[key] > 0 })
 }
 
 func sortedKeys(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) }
@@ -99,5 +99,84 @@ func TestChangesOnThePrimaryProduceExactlyTheExpectedMessages(t *testing.T) {
 	}
 	if cp, ok, _ := st.Checkpoint(); !ok || !strings.HasPrefix(cp.Position, "gtid:") {
 		t.Errorf("checkpoint = %+v, want a GTID position", cp)
+	}
+}
+
+func TestRestartResumesFromTheCheckpointAndRepeatsNothing(t *testing.T) {
+	e := newEnv(t, contractsDDL, map[string]string{"contracts.yaml": activatedRule})
+	e.writeConfig()
+	e.seedCheckpoint()
+
+	svc := e.start()
+	e.exec(insertContract(1, "active", "A"), insertContract(2, "active", "B"))
+	e.sentinel(90)
+	must(t, svc.stop())
+
+	// While the service is down.
+	e.exec(insertContract(3, "active", "C"), "UPDATE {db}.contracts SET status = 'active' WHERE id = 2",
+		insertContract(4, "draft", "D"), "UPDATE {db}.contracts SET status = 'active' WHERE id = 4")
+
+	svc = e.start()
+	e.exec(insertContract(5, "active", "E"))
+	e.sentinel(91)
+	must(t, svc.stop())
+
+	want := []string{"activated:1", "activated:2", "activated:3", "activated:4", "activated:5", "activated:90", "activated:91"}
+	counts := e.gw.counts()
+	if got := sortedKeys(counts); !slices.Equal(got, want) {
+		t.Fatalf("provider received %v, want %v", got, want)
+	}
+	for k, n := range counts {
+		if n != 1 {
+			t.Errorf("%s received %d times", k, n)
+		}
+	}
+}
+
+func TestColumnTypesRoundTripIntoRulesAndTemplates(t *testing.T) {
+	ddl := []string{`CREATE TABLE {db}.typed (
+		id BIGINT UNSIGNED PRIMARY KEY,
+		phone VARCHAR(20) NOT NULL,
+		amount DECIMAL(12,2) NOT NULL,
+		at DATETIME(6) NOT NULL,
+		doc JSON NOT NULL,
+		bin VARBINARY(16) NOT NULL,
+		note VARCHAR(20) NULL
+	)`}
+	rule := `
+rules:
+  - name: typed
+    table: {db}.typed
+    on: insert
+    when: new.id > 9223372036854775807 && new.amount >= 1234.5 && new.doc.plan == "gold" && new.note == nil
+    key: string(new.id)
+    to: new.phone
+    channel: sms
+    template: |-
+      id={{ .new.id }} amount={{ number .new.amount 2 }} money={{ money .new.amount "EUR" }}
+      at={{ date .new.at "2006-01-02 15:04:05.000000" }} plan={{ .new.doc.plan }} n={{ .new.doc.n }}
+      bin={{ printf "%x" .new.bin }} note={{ .new.note | default "none" }}
+`
+	e := newEnv(t, ddl, map[string]string{"typed.yaml": rule})
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	e.exec(
+		// Does not match: amount below the threshold (DECIMAL compared exactly).
+		`INSERT INTO {db}.typed VALUES (9223372036854775809, '+4915100000001', 1234.49, '2026-01-02 03:04:05.678901', '{"plan":"gold","n":1}', X'00FF', NULL)`,
+		`INSERT INTO {db}.typed VALUES (18446744073709551615, '+4915100000002', 1234.50, '2026-01-02 03:04:05.678901', '{"plan":"gold","n":7}', X'00FF10', NULL)`,
+	)
+	key := "typed:18446744073709551615"
+	e.waitFor("the typed SMS", 60*time.Second, func() bool { return e.gw.counts()[key] > 0 })
+	must(t, svc.stop())
+
+	led := e.gw.ledger()
+	if len(led) != 1 {
+		t.Fatalf("provider received %d SMS, want 1: %+v", len(led), led)
+	}
+	want := "id=18446744073709551615 amount=1,234.50 money=€1,234.50\n" +
+		"at=2026-01-02 03:04:05.678901 plan=gold n=7\nbin=00ff10 note=none"
+	if led[0].Text != want {
+		t.Fatalf("text =\n%q\nwant\n%q", led[0].Text, want)
 	}
 }
