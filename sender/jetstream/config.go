@@ -10,40 +10,40 @@ import (
 type Config struct {
 	// URL is the server list, comma-separated (default nats://127.0.0.1:4222). Put no
 	// credentials in it: use User/Password, Token or Creds.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" json:"url"`
 	// Subject every message is published to; required. It must be bound to a stream.
-	Subject string `yaml:"subject"`
+	Subject string `yaml:"subject" json:"subject"`
 	// Stream, when set, is the stream the publish must land in (checked by the server), and the
 	// name CreateStream creates.
-	Stream string `yaml:"stream"`
+	Stream string `yaml:"stream" json:"stream"`
 	// CreateStream creates the stream, or updates it to this config, on first use
 	// (CreateOrUpdateStream): this config then owns the stream. Needs Stream.
-	CreateStream bool `yaml:"create_stream"`
+	CreateStream bool `yaml:"create_stream" json:"create_stream"`
 	// Duplicates is the stream's dedupe window for created streams (default 2h, at least 1h).
-	Duplicates time.Duration `yaml:"duplicates"`
+	Duplicates time.Duration `yaml:"duplicates" json:"duplicates"`
 	// Storage of a created stream: file (default) or memory.
-	Storage string `yaml:"storage"`
+	Storage string `yaml:"storage" json:"storage"`
 	// Replicas of a created stream (default 1).
-	Replicas int `yaml:"replicas"`
+	Replicas int `yaml:"replicas" json:"replicas"`
 	// MaxAge of a created stream's messages (default unlimited); must not be below Duplicates.
-	MaxAge time.Duration `yaml:"max_age"`
+	MaxAge time.Duration `yaml:"max_age" json:"max_age"`
 	// Async publishes with PublishAsync: concurrent Sends share one pipeline of at most
 	// MaxPending unacknowledged messages; each Send still waits for its own ack.
-	Async bool `yaml:"async"`
+	Async bool `yaml:"async" json:"async"`
 	// MaxPending bounds unacknowledged async publishes (default 256).
-	MaxPending int `yaml:"max_pending"`
+	MaxPending int `yaml:"max_pending" json:"max_pending"`
 	// Timeout bounds one Send when ctx has no deadline (default 10s).
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 	// Name is the connection name shown by the server (default "notifier").
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name"`
 	// User and Password, Token, or Creds (the content of a .creds file, usually {file: path})
 	// authenticate; at most one kind.
-	User     string `yaml:"user"`
-	Password Secret `yaml:"password"`
-	Token    Secret `yaml:"token"`
-	Creds    Secret `yaml:"creds"`
+	User     string `yaml:"user" json:"user"`
+	Password Secret `yaml:"password" json:"password"`
+	Token    Secret `yaml:"token" json:"token"`
+	Creds    Secret `yaml:"creds" json:"creds"`
 	// CAFile is a PEM bundle to trust for tls:// servers.
-	CAFile string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file" json:"ca_file"`
 }
 
 // Defaults.

@@ -229,14 +229,30 @@ func (c *Channel) publishAsync(ctx context.Context, data []byte, opts []jetstrea
 	}
 }
 
-// ensureStream creates or updates the stream once when configured to.
+// ensureStream, on first use, creates or updates the stream when configured to, or else checks
+// the named stream's duplicate window and warns when it is shorter than MinDuplicates (a resend
+// after a longer gap would be stored twice). A failed check is retried on the next Send and
+// does not stop sending.
 func (c *Channel) ensureStream(ctx context.Context) error {
-	if !c.cfg.CreateStream {
+	if c.cfg.Stream == "" {
 		return nil
 	}
 	c.ensureMu.Lock()
 	defer c.ensureMu.Unlock()
 	if c.ensured {
+		return nil
+	}
+	if !c.cfg.CreateStream {
+		st, err := c.js.Stream(ctx, c.cfg.Stream)
+		if err != nil {
+			c.log.Debug("nats: cannot check the stream's duplicate window yet", "stream", c.cfg.Stream, "error", err)
+			return nil
+		}
+		if d := st.CachedInfo().Config.Duplicates; d < MinDuplicates {
+			c.log.Warn("nats: stream duplicate window is shorter than a crash-to-resend gap; a late resend may be stored twice",
+				"stream", c.cfg.Stream, "duplicates", d, "want_at_least", MinDuplicates)
+		}
+		c.ensured = true
 		return nil
 	}
 	sc := jetstream.StreamConfig{

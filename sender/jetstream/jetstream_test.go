@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
 
 	"notifier/state"
@@ -184,6 +185,27 @@ func TestNoStreamIsRetriedAndNotSent(t *testing.T) {
 	var e *Error
 	if !retry || !errors.As(err, &e) || !e.NotSent() || e.FailureReason() != ReasonServer {
 		t.Fatalf("retry=%v err=%v, want a retried not-sent server error", retry, err)
+	}
+}
+
+func TestShortDuplicateWindowOfAnExistingStreamIsWarned(t *testing.T) {
+	srv := startNATS(t, nil)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "SHORT", Subjects: []string{"short.out"}}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	ch := newChannel(t, Config{URL: srv.URL(), Subject: "short.out", Stream: "SHORT"},
+		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	send(t, ch, message("k1"))
+	send(t, ch, message("k2"))
+	if n := strings.Count(logs.String(), "duplicate window is shorter"); n != 1 {
+		t.Fatalf("warned %d times, want once: %s", n, logs.String())
 	}
 }
 

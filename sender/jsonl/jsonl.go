@@ -30,11 +30,11 @@ import (
 //	mask: false                           # mask recipients in the file (default false)
 type Config struct {
 	// Path is the file to append to, created with mode 0640 when absent; "-" is standard output.
-	Path string `yaml:"path"`
+	Path string `yaml:"path" json:"path"`
 	// Sync fsyncs the file after each line; nil means true. Ignored for standard output.
-	Sync *bool `yaml:"sync"`
+	Sync *bool `yaml:"sync" json:"sync"`
 	// Mask writes recipients masked (render.Mask) instead of in full.
-	Mask bool `yaml:"mask"`
+	Mask bool `yaml:"mask" json:"mask"`
 }
 
 func (c *Config) validate() error {

@@ -89,7 +89,7 @@ func TestConcurrentSendsNeverInterleave(t *testing.T) {
 	no := false
 	ch := newChannel(t, Config{Path: path, Sync: &no})
 	const workers, each = 8, 50
-	big := strings.Repeat("x", 64<<10) // lines larger than a pipe buffer or a page
+	big := strings.Repeat("x", 16<<10) // lines larger than PIPE_BUF and a page
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)

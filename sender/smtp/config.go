@@ -28,37 +28,37 @@ const (
 // Config is the YAML configuration of an smtp channel.
 type Config struct {
 	// Host is the server's host name (also the TLS server name unless ServerName is set).
-	Host string `yaml:"host"`
+	Host string `yaml:"host" json:"host"`
 	// Port defaults by TLS mode: 587 starttls, 465 tls, 25 none.
-	Port int `yaml:"port"`
+	Port int `yaml:"port" json:"port"`
 	// TLS is starttls (default), tls or none.
-	TLS string `yaml:"tls"`
+	TLS string `yaml:"tls" json:"tls"`
 	// CAFile is a PEM bundle trusted instead of the system roots.
-	CAFile string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file" json:"ca_file"`
 	// ServerName overrides the name checked in the server certificate.
-	ServerName string `yaml:"server_name"`
+	ServerName string `yaml:"server_name" json:"server_name"`
 	// InsecureSkipVerify disables certificate checks (never in production).
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify"`
 	// Username and Password enable AUTH; both or neither.
-	Username string `yaml:"username"`
-	Password Secret `yaml:"password"`
+	Username string `yaml:"username" json:"username"`
+	Password Secret `yaml:"password" json:"password"`
 	// Auth is the mechanism: plain (default) or login.
-	Auth string `yaml:"auth"`
+	Auth string `yaml:"auth" json:"auth"`
 	// AllowInsecureAuth permits AUTH with tls: none (a relay on localhost, tests).
-	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
+	AllowInsecureAuth bool `yaml:"allow_insecure_auth" json:"allow_insecure_auth"`
 	// From is the sender, "Name <addr@example.com>" or "addr@example.com"; required.
-	From string `yaml:"from"`
+	From string `yaml:"from" json:"from"`
 	// HELO is the name sent in EHLO (default "localhost").
-	HELO string `yaml:"helo"`
+	HELO string `yaml:"helo" json:"helo"`
 	// MessageIDDomain is the right-hand side of Message-ID (default "notifier.local").
-	MessageIDDomain string `yaml:"message_id_domain"`
+	MessageIDDomain string `yaml:"message_id_domain" json:"message_id_domain"`
 	// Connections is the number of connections kept open, one per concurrency slot (default 4);
 	// set it to the channel's concurrency.
-	Connections int `yaml:"connections"`
+	Connections int `yaml:"connections" json:"connections"`
 	// IdleCheck: a connection idle longer than this is checked with NOOP before use (default 30s).
-	IdleCheck time.Duration `yaml:"idle_check"`
+	IdleCheck time.Duration `yaml:"idle_check" json:"idle_check"`
 	// Timeout bounds one Send when ctx has no deadline (default 60s).
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 }
 
 // Defaults.
