@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -178,5 +182,150 @@ rules:
 		"at=2026-01-02 03:04:05.678901 plan=gold n=7\nbin=00ff10 note=none"
 	if led[0].Text != want {
 		t.Fatalf("text =\n%q\nwant\n%q", led[0].Text, want)
+	}
+}
+
+func TestRulesCheckReportsEveryProblemWithFileLineAndColumn(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(`rules:
+  - name: broken
+    table: app.contracts
+    on: insert
+    when: new.amount >> 1000
+    to: new.phone
+    channel: sms
+    template: "x"
+`), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "syntax.yaml"), []byte("rules:\n  - name: [unclosed\n"), 0o644))
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"notifier", "rules", "check", dir}, &stdout, &stderr)
+	if code != 2 {
+		t.Fatalf("exit code %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one line per problem (2), got:\n%s", stderr.String())
+	}
+	re := regexp.MustCompile(`^(.+\.yaml):(\d+):(\d+): `)
+	for _, l := range lines {
+		if !re.MatchString(l) {
+			t.Errorf("line %q is not file:line:col: message", l)
+		}
+	}
+	if !strings.HasPrefix(lines[0], filepath.Join(dir, "bad.yaml")+":5:") {
+		t.Errorf("the expression error should point at bad.yaml line 5: %q", lines[0])
+	}
+
+	good := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(good, "ok.yaml"), []byte(strings.ReplaceAll(activatedRule, "{db}", "app")), 0o644))
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"notifier", "rules", "check", good}, &stdout, &stderr); code != 0 {
+		t.Fatalf("good rules: exit %d: %s", code, stderr.String())
+	}
+}
+
+func TestABrokenRuleFileIsRefusedOnReloadAndTheOldRulesStay(t *testing.T) {
+	e := newEnv(t, contractsDDL, map[string]string{"contracts.yaml": activatedRule})
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	e.exec(insertContract(1, "active", "A"))
+	e.sentinel(90)
+
+	// A syntax error lands in the rules directory: the reload (every 100 ms) refuses it.
+	e.writeRule("contracts.yaml", strings.Replace(activatedRule, "when: became", "when: became((", 1))
+	e.waitFor("the refused reload in the log", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(e.logPath)
+		return bytes.Contains(b, []byte("rules reload refused")) && bytes.Contains(b, []byte("contracts.yaml:"))
+	})
+	e.exec(insertContract(2, "active", "B"))
+	e.sentinel(91)
+	must(t, svc.stop())
+	if got := sortedKeys(e.gw.counts()); !slices.Equal(got, []string{"activated:1", "activated:2", "activated:90", "activated:91"}) {
+		t.Fatalf("provider received %v: the old rules must keep working", got)
+	}
+}
+
+func TestATemplateMissingAFieldFailsOnlyThatMessage(t *testing.T) {
+	nick := `
+rules:
+  - name: nick
+    table: {db}.contracts
+    on: insert
+    key: string(new.id)
+    to: new.phone
+    channel: sms
+    template: "Hi {{ .new.nickname }}"
+`
+	e := newEnv(t, contractsDDL, map[string]string{"contracts.yaml": activatedRule, "nick.yaml": nick})
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	e.exec(insertContract(1, "active", "A"))
+	e.sentinel(90)
+	must(t, svc.stop())
+
+	if got := sortedKeys(e.gw.counts()); !slices.Equal(got, []string{"activated:1", "activated:90"}) {
+		t.Fatalf("provider received %v", got)
+	}
+	st := e.openStore()
+	m, err := st.Get("nick:1")
+	must(t, err)
+	if m.Status != state.StatusDead || m.Reason != "template" || !strings.Contains(m.LastError, "nickname") {
+		t.Fatalf("nick:1 = %s reason %q error %q, want dead/template naming the field", m.Status, m.Reason, m.LastError)
+	}
+}
+
+func TestAProvider400DeadLettersTheMessageWithTheAnswer(t *testing.T) {
+	e := newEnv(t, contractsDDL, map[string]string{"contracts.yaml": activatedRule})
+	e.gw.answer = func(sms receivedSMS) (int, string) {
+		if strings.HasSuffix(sms.To, "00002") {
+			return 400, `{"error":"invalid destination number"}`
+		}
+		return 200, ""
+	}
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	e.exec(insertContract(1, "active", "A"), insertContract(2, "active", "B"), insertContract(3, "active", "C"))
+	e.sentinel(90)
+	must(t, svc.stop())
+
+	if got := sortedKeys(e.gw.counts()); !slices.Equal(got, []string{"activated:1", "activated:3", "activated:90"}) {
+		t.Fatalf("provider accepted %v", got)
+	}
+	st := e.openStore()
+	m, err := st.Get("activated:2")
+	must(t, err)
+	if m.Status != state.StatusDead || !strings.Contains(m.LastError, "invalid destination number") || m.Attempts != 1 {
+		t.Fatalf("activated:2 = %s attempts %d reason %q error %q, want dead after one attempt with the provider's answer",
+			m.Status, m.Attempts, m.Reason, m.LastError)
+	}
+}
+
+func TestTheReplicaRestartingMidStreamLosesNothing(t *testing.T) {
+	e := newEnv(t, contractsDDL, map[string]string{"contracts.yaml": activatedRule})
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	for i := 1; i <= 20; i++ {
+		e.exec(insertContract(i, "active", "A"))
+	}
+	must(t, e.c.Replica().Stop())
+	for i := 21; i <= 40; i++ { // replicated when the replica is back
+		e.exec(insertContract(i, "active", "B"))
+	}
+	must(t, e.c.Replica().Start())
+	for i := 41; i <= 60; i++ {
+		e.exec(insertContract(i, "active", "C"))
+	}
+	e.sentinel(90)
+	must(t, svc.stop())
+	counts := e.gw.counts()
+	for i := 1; i <= 60; i++ {
+		if k := fmt.Sprintf("activated:%d", i); counts[k] != 1 {
+			t.Errorf("%s received %d times, want 1", k, counts[k])
+		}
 	}
 }
