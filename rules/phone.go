@@ -98,7 +98,7 @@ func finish(plus bool, d, defaultRegion string) (string, error) {
 			return "", fmt.Errorf("unknown region %q: %w", defaultRegion, ErrPhone)
 		default:
 			nsn := d
-			if reg.trunk != "" && strings.HasPrefix(nsn, reg.trunk) && len(nsn)-len(reg.trunk) >= reg.min {
+			if reg.trunk != "" && strings.HasPrefix(nsn, reg.trunk) && (reg.trunk == "0" || len(nsn)-len(reg.trunk) >= reg.min) {
 				nsn = nsn[len(reg.trunk):]
 			}
 			if len(nsn) < reg.min || len(nsn) > reg.max {

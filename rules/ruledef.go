@@ -92,6 +92,9 @@ func (l *loader) rule(s *source, n *yaml.Node, d *defaults, sw *Sweep) (*Rule, *
 		s.errorf(f.keys["misfire"], "misfire only applies to a rule with at (a reminder)")
 	}
 	l.channel(s, f, d, r, n)
+	if !f.has("template") && !f.has("template_file") && !f.has("html") {
+		s.errorf(n, "%s: missing required field \"template\" (or template_file, or html for e-mail)", what)
+	}
 	if len(*s.errs) == before {
 		l.template(s, f, r, n)
 	}
@@ -315,9 +318,6 @@ func (l *loader) template(s *source, f *fieldSet, r *Rule, n *yaml.Node) {
 		l.hash.Write(data)
 		spec.Text = string(data)
 		tmplSrc = &source{name: tmplPath, data: data, errs: s.errs}
-	case !f.has("html"):
-		s.errorf(n, "%s: missing required field \"template\" (or template_file, or html for e-mail)", r.Name)
-		return
 	}
 	if v := f.get("subject"); v != nil {
 		spec.Subject, _ = s.scalar(v, "subject")

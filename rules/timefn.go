@@ -54,7 +54,12 @@ func atLocal(t time.Time, n int, hhmm string, loc *time.Location) (time.Time, er
 		return time.Time{}, err
 	}
 	y, m, d := localDate(t, loc)
-	return time.Date(y, m, d+n, mins/60, mins%60, 0, 0, loc), nil
+	at := time.Date(y, m, d+n, mins/60, mins%60, 0, 0, loc)
+	// time.Date does not say which of a repeated hour's two instants it returns: take the first.
+	if earlier := at.Add(-time.Hour); earlier.Hour() == at.Hour() && earlier.Minute() == at.Minute() {
+		return earlier, nil
+	}
+	return at, nil
 }
 
 // parseClock reads "HH:MM" (24-hour) into minutes after midnight.
