@@ -59,9 +59,9 @@ func TestAtLocalIsDSTSafe(t *testing.T) {
 		hhmm string
 		want time.Time
 	}{
-		{date(2026, 3, 31), -3, "09:00", time.Date(2026, 3, 28, 8, 0, 0, 0, time.UTC)}, // CET
-		{date(2026, 4, 1), -3, "09:00", time.Date(2026, 3, 29, 7, 0, 0, 0, time.UTC)},  // CEST, the switch day
-		{date(2026, 3, 29), 0, "02:30", time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)}, // in the gap: moved on by an hour (03:30 CEST)
+		{date(2026, 3, 31), -3, "09:00", time.Date(2026, 3, 28, 8, 0, 0, 0, time.UTC)},   // CET
+		{date(2026, 4, 1), -3, "09:00", time.Date(2026, 3, 29, 7, 0, 0, 0, time.UTC)},    // CEST, the switch day
+		{date(2026, 3, 29), 0, "02:30", time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)},   // in the gap: moved on by an hour (03:30 CEST)
 		{date(2026, 10, 25), 0, "02:30", time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)}, // repeated hour: the first (CEST)
 		// A DATETIME late in the UTC day is already the next day in Berlin.
 		{time.Date(2026, 6, 1, 23, 30, 0, 0, time.UTC), 1, "09:00", time.Date(2026, 6, 3, 7, 0, 0, 0, time.UTC)},
