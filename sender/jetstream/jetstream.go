@@ -282,7 +282,8 @@ func classify(ctx context.Context, err error) (reason string, sent bool, _ error
 		return ReasonTemplate, false, err
 	case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
 		return ReasonTimeout, false, err // never handed to the connection
-	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrInvalidConnection):
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrInvalidConnection),
+		errors.Is(err, nats.ErrReconnectBufExceeded): // refused by the client while disconnected
 		return ReasonConnection, false, err
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout):
