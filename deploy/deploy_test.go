@@ -238,10 +238,12 @@ func scalar(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Valu
 
 // podConfig is the example config as the pod reads it.
 type podConfig struct {
-	Store    struct{ Dir string }
-	Rules    struct{ Dir string }
-	Admin    struct{ Listen string }
-	Sender   struct{ DrainTimeout string `yaml:"drain_timeout"` }
+	Store  struct{ Dir string }
+	Rules  struct{ Dir string }
+	Admin  struct{ Listen string }
+	Sender struct {
+		DrainTimeout string `yaml:"drain_timeout"`
+	}
 	Channels map[string]any
 }
 
