@@ -83,6 +83,9 @@ type readFunc func(path string) ([]byte, error)
 // problems at once, each an *Error "file:line:col: msg", joined with errors.Join; on error the
 // Set is nil (invariant 5: the caller keeps its old rules).
 func LoadDir(dir string, opts Options) (*Set, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("rules directory %q: %w", dir, err)
