@@ -399,3 +399,46 @@ rules:
 		t.Fatalf("a flushed window flushed again (%d)", n)
 	}
 }
+
+func TestFireGateSkipsMisfiredRemindersAndDefersQuietHours(t *testing.T) {
+	st := openStore(t)
+	set := loadRules(t, `
+rules:
+  - name: late
+    table: app.contracts
+    on: insert
+    entity: string(new.id)
+    at: commit_time
+    misfire: {skip_older_than: 1h}
+    to: new.phone
+    channel: sms
+    template: "late {{ .new.id }}"
+  - name: quiet
+    table: app.contracts
+    on: insert
+    key: string(new.id)
+    to: new.phone
+    channel: sms
+    quiet_hours: {from: "21:00", to: "08:00", timezone: UTC}
+    template: "quiet {{ .new.id }}"
+`)
+	g, err := run(t, Options{Store: st, Rules: set}, txn(1, contract(1, "active", "A")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := NewFireGate(st, g)
+	// Two hours after the fire time, at 22:00 UTC (inside the quiet window).
+	at := time.Date(2026, 11, 30, 22, 0, 0, 0, time.UTC)
+	ms, err := gate.Claim(context.Background(), at, 10)
+	if err != nil || len(ms) != 0 {
+		t.Fatalf("claim returned %d messages (%v), want both held back", len(ms), err)
+	}
+	late := get(t, st, "late:1@"+t0.Add(time.Second).Format(time.RFC3339))
+	if late.Status != state.StatusSkipped || late.Reason != ReasonMisfire {
+		t.Fatalf("late reminder = %s/%q, want skipped/misfire", late.Status, late.Reason)
+	}
+	quiet := get(t, st, "quiet:1")
+	if quiet.Status == state.StatusSending || !quiet.DueAt.Equal(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)) {
+		t.Fatalf("quiet message = %s due %s, want deferred to 08:00", quiet.Status, quiet.DueAt)
+	}
+}
