@@ -176,11 +176,21 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	log.Info("store open", "dir", cfg.Store.Dir, "checkpoint", cp.Position, "has_checkpoint", hasCP,
 		"settled_ready", ready, "settled_uncertain", uncertain, "rules", len(set.Rules))
 
-	// 2. Sender (drained with its own context, cancelled after the pipeline stopped).
+	// 2. Ingest (started below), whose commits wake the sender.
+	ing, err := ingest.New(ingest.Options{Store: st, Rules: set, Flavor: cfg.Source.Flavor,
+		DefaultMaxPerMinute: *cfg.Rules.DefaultMaxPerMinute, Kick: s.kick, Now: now,
+		Logger: log.With("component", "ingest")})
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	s.ing = ing
+
+	// 3. Sender (drained with its own context, cancelled after the pipeline stopped). It
+	// claims through the fire gate, which applies the rules' misfire and quiet hours.
 	senderMetrics := metrics.NewSet()
 	metrics.RegisterSet(senderMetrics)
 	stack.push("sender metrics", func() error { metrics.UnregisterSet(senderMetrics, true); return nil })
-	snd, err := sender.New(sender.Options{Store: st, Channels: runtimes, Concurrency: cfg.Sender.Concurrency,
+	snd, err := sender.New(sender.Options{Store: ingest.NewFireGate(st, ing), Channels: runtimes, Concurrency: cfg.Sender.Concurrency,
 		ClaimBatch: cfg.Sender.ClaimBatch, DrainTimeout: cfg.Sender.DrainTimeout, Now: now,
 		Logger: log.With("component", "sender"), Metrics: senderMetrics})
 	if err != nil {
@@ -197,14 +207,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		return <-sendDone
 	})
 
-	// 3. Ingest, digests, rule reloads.
-	ing, err := ingest.New(ingest.Options{Store: st, Rules: set, Flavor: cfg.Source.Flavor,
-		DefaultMaxPerMinute: *cfg.Rules.DefaultMaxPerMinute, Kick: snd.Kick, Now: now,
-		Logger: log.With("component", "ingest")})
-	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
-	}
-	s.ing = ing
+	// 4. Digests and rule reloads.
 	bgCtx, stopBG := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	stack.push("background", func() error { stopBG(); bg.Wait(); return nil })
@@ -212,7 +215,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	go func() { defer bg.Done(); _ = ing.RunDigests(bgCtx, st, cfg.Sender.DigestInterval, snd.Kick) }()
 	go func() { defer bg.Done(); s.reloadLoop(bgCtx) }()
 
-	// 4. Admin server.
+	// 5. Admin server.
 	adminAddr := ""
 	if cfg.Admin.Listen != "" {
 		token, err := cfg.Admin.token()
@@ -236,7 +239,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		}
 	}
 
-	// 5. The pipeline: cdc from the checkpoint → ingest, restartable.
+	// 6. The pipeline: cdc from the checkpoint → ingest, restartable.
 	src := cdc.Options{Addr: cfg.Source.Addr, User: cfg.Source.User, Password: password,
 		Flavor: cfg.Source.Flavor, ServerID: cfg.Source.ServerID, Exclude: cfg.Source.Exclude,
 		Logger: log.With("component", "cdc")}
@@ -359,6 +362,13 @@ func (s *service) requestRestart(ctx context.Context, cp *state.Checkpoint) erro
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// kick wakes the sender after a commit (set once the sender exists).
+func (s *service) kick() {
+	if s.snd != nil {
+		s.snd.Kick()
 	}
 }
 
