@@ -529,3 +529,20 @@ func TestParseSince(t *testing.T) {
 		t.Errorf("ParseUntil(1h) = %v", got)
 	}
 }
+
+func TestExtraRoutes(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "extra") })
+	ts := newTestServer(t, func(o *admin.Options) {
+		o.Token = "t"
+		o.Extra = map[string]http.Handler{"GET /debug/extra": ok, "GET /api/v1/extra": ok}
+	})
+	if code, body := ts.get(t, "/debug/extra"); code != 200 || body != "extra" {
+		t.Errorf("open extra route = %d %q", code, body)
+	}
+	if code, _ := ts.get(t, "/api/v1/extra"); code != 401 {
+		t.Errorf("extra route under /api/ without token = %d, want 401", code)
+	}
+	if code, _ := ts.get(t, "/api/v1/extra", "Authorization", "Bearer t"); code != 200 {
+		t.Errorf("extra route under /api/ with token = %d", code)
+	}
+}
