@@ -82,7 +82,7 @@ func TestMoney(t *testing.T) {
 		{"float at its shortest form", "en", `{{ money .v "EUR" }}`, v(19.99), "€19.99", false},
 		{"zero", "de", `{{ money .v "EUR" }}`, v(dec("0")), "0,00 €", false},
 		{"currency from a field", "en", `{{ money .v .c }}`, map[string]any{"v": dec("3"), "c": "GBP"}, "£3.00", false},
-		{"bad currency", "en", `{{ money .v "eur" }}`, v(dec("1")), `template "t": text:1:4: money: unknown currency "eur" (want an ISO 4217 code such as EUR)`, true},
+		{"bad currency", "en", `{{ money .v .c }}`, map[string]any{"v": dec("1"), "c": "eur"}, `template "t": text:1:4: money: unknown currency "eur" (want an ISO 4217 code such as EUR)`, true},
 		{"not a number", "en", `{{ money .v "EUR" }}`, v("12 EUR"), `template "t": text:1:4: money: string is not a decimal number`, true},
 		{"exponent refused", "en", `{{ money .v "EUR" }}`, v("1e3"), `template "t": text:1:4: money: string is not a decimal number`, true},
 		{"bool refused", "en", `{{ money .v "EUR" }}`, v(true), `template "t": text:1:4: money: cannot use a bool as a number`, true},
@@ -101,7 +101,7 @@ func TestNumber(t *testing.T) {
 		{"en below 1000", "en", `{{ number .v }}`, v(int64(999)), "999", false},
 		{"negative", "en", `{{ number .v 1 }}`, v(dec("-1234.56")), "-1,234.6", false},
 		{"float", "en", `{{ number .v }}`, v(0.1), "0.1", false},
-		{"too many decimals", "en", `{{ number .v 19 }}`, v(int64(1)), `template "t": text:1:4: number: decimals 19 out of range 0..18`, true},
+		{"too many decimals", "en", `{{ number .v .n }}`, map[string]any{"v": int64(1), "n": 19}, `template "t": text:1:4: number: decimals 19 out of range 0..18`, true},
 	})
 }
 
@@ -134,7 +134,7 @@ func TestDates(t *testing.T) {
 		{"datetime time only", "de", `{{ datetime .v "time" }}`, v(instant), "10:30", false},
 		{"datetime of a DATE column is converted", "en", `{{ datetime .v "time" }}`, v(day), "1:00 AM", false},
 		{"datetime RFC 3339 string", "de", `{{ datetime .v }}`, v("2026-03-29T08:30:00Z"), "29.03.2026, 10:30", false},
-		{"unknown layout", "en", `{{ date .v "foo" }}`, v(day), `template "t": text:1:4: date: unknown layout "foo" (want short, medium, long, full, time or a Go layout)`, true},
+		{"unknown layout", "en", `{{ date .v .l }}`, map[string]any{"v": day, "l": "foo"}, `template "t": text:1:4: date: unknown layout "foo" (want short, medium, long, full, time or a Go layout)`, true},
 		{"bad date string", "en", `{{ date .v }}`, v("yesterday"), `template "t": text:1:4: date: string is not a date (want RFC 3339, 2006-01-02 15:04:05 or 2006-01-02)`, true},
 		{"number is not a date", "en", `{{ date .v }}`, v(int64(3)), `template "t": text:1:4: date: cannot use a int64 as a date`, true},
 	})
@@ -181,7 +181,6 @@ func TestPlural(t *testing.T) {
 		{"uint64 count", "en", en, v(uint64(1)), "item", false},
 		{"decimal integer count", "en", en, v(dec("1")), "item", false},
 		{"digest count", "en", `{{ .count }} new {{ plural .count "request" "requests" }}`, map[string]any{"count": 1}, "1 new request", false},
-		{"wrong number of forms", "ru", `{{ plural .v "товар" "товаров" }}`, v(int64(1)), `template "t": text:1:4: plural: locale ru takes 3 forms, got 2`, true},
 		{"fraction refused", "en", en, v(dec("1.5")), `template "t": text:1:4: plural: 1.5 is not an integer`, true},
 	})
 }
@@ -195,7 +194,7 @@ func TestTextHelpers(t *testing.T) {
 		{"truncate emoji", "en", `{{ truncate .v 4 }}`, v("👍👍👍👍👍"), "👍...", false},
 		{"truncate shorter than ellipsis", "en", `{{ truncate .v 2 }}`, v("Hello"), "..", false},
 		{"truncate to 0", "en", `{{ truncate .v 0 }}`, v("Hello"), "", false},
-		{"truncate negative", "en", `{{ truncate .v -1 }}`, v("Hello"), `template "t": text:1:4: truncate: length -1 is negative`, true},
+		{"truncate negative", "en", `{{ truncate .v .n }}`, map[string]any{"v": "Hello", "n": -1}, `template "t": text:1:4: truncate: length -1 is negative`, true},
 		{"upper", "en", `{{ upper .v }}`, v("müller"), "MÜLLER", false},
 		{"lower", "en", `{{ lower .v }}`, v("ÄBC"), "äbc", false},
 		{"title", "en", `{{ title .v }}`, v("anna-lena müller"), "Anna-Lena Müller", false},

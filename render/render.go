@@ -144,23 +144,24 @@ func Compile(name string, spec Spec) (*Template, error) {
 	t := &Template{name: name, spec: spec}
 	funcs := funcMap(loc, spec.Location)
 	counter := 0
+	checks := &callChecker{funcs: funcs, loc: loc}
 	var errs []error
 	if spec.Subject != "" {
 		if i := strings.IndexAny(spec.Subject, "\r\n"); i >= 0 {
 			line, col := position(spec.Subject, i)
 			errs = append(errs, &Error{Part: PartSubject, Line: line, Col: col,
 				Msg: "subject must be a single line", Err: ErrHeaderInjection})
-		} else if t.subject, err = compileText(name, PartSubject, spec.Subject, funcs, &counter); err != nil {
+		} else if t.subject, err = compileText(name, PartSubject, spec.Subject, funcs, &counter, checks); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if spec.Text != "" {
-		if t.text, err = compileText(name, PartText, spec.Text, funcs, &counter); err != nil {
+		if t.text, err = compileText(name, PartText, spec.Text, funcs, &counter, checks); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if spec.HTML != "" {
-		if t.html, err = compileHTML(name, spec.HTML, funcs, &counter); err != nil {
+		if t.html, err = compileHTML(name, spec.HTML, funcs, &counter, checks); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -216,7 +217,7 @@ func article(k Kind) string {
 }
 
 // compileText parses a text/template part and makes it strict.
-func compileText(name, part, src string, funcs template.FuncMap, counter *int) (*template.Template, error) {
+func compileText(name, part, src string, funcs template.FuncMap, counter *int, checks *callChecker) (*template.Template, error) {
 	tm, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(src)
 	if err != nil {
 		return nil, parseError(name, part, src, err)
@@ -225,7 +226,7 @@ func compileText(name, part, src string, funcs template.FuncMap, counter *int) (
 	for _, sub := range tm.Templates() {
 		trees[sub.Name()] = sub.Tree
 	}
-	if err := strictTrees(part, src, trees, counter, tm.Funcs); err != nil {
+	if err := strictTrees(part, src, trees, counter, checks, tm.Funcs); err != nil {
 		return nil, err
 	}
 	return tm, nil
@@ -233,7 +234,7 @@ func compileText(name, part, src string, funcs template.FuncMap, counter *int) (
 
 // compileHTML parses the html/template part, makes it strict and escapes it now, so that an
 // escaping error is a compile error.
-func compileHTML(name, src string, funcs template.FuncMap, counter *int) (*htmltemplate.Template, error) {
+func compileHTML(name, src string, funcs template.FuncMap, counter *int, checks *callChecker) (*htmltemplate.Template, error) {
 	tm, err := htmltemplate.New(name).Option("missingkey=error").Funcs(htmltemplate.FuncMap(funcs)).Parse(src)
 	if err != nil {
 		return nil, parseError(name, PartHTML, src, err)
@@ -243,7 +244,7 @@ func compileHTML(name, src string, funcs template.FuncMap, counter *int) (*htmlt
 		trees[sub.Name()] = sub.Tree
 	}
 	addFuncs := func(m template.FuncMap) *htmltemplate.Template { return tm.Funcs(htmltemplate.FuncMap(m)) }
-	if err := strictTrees(PartHTML, src, trees, counter, addFuncs); err != nil {
+	if err := strictTrees(PartHTML, src, trees, counter, checks, addFuncs); err != nil {
 		return nil, err
 	}
 	// html/template escapes on the first Execute; run it on no data and keep only its
@@ -262,17 +263,21 @@ func compileHTML(name, src string, funcs template.FuncMap, counter *int) (*htmlt
 
 // strictTrees refuses recursion and rewrites the trees of one part to be strict, adding the
 // generated helpers with addFuncs.
-func strictTrees[T any](part, src string, trees map[string]*parse.Tree, counter *int, addFuncs func(template.FuncMap) T) error {
+func strictTrees[T any](part, src string, trees map[string]*parse.Tree, counter *int, checks *callChecker, addFuncs func(template.FuncMap) T) error {
 	if n, name := checkRecursion(trees); n != nil {
 		line, col := position(src, int(n.Position()))
 		return &Error{Part: part, Line: line, Col: col, Msg: "template " + strconv.Quote(name) + " calls itself (recursion is not allowed)"}
 	}
 	gen := template.FuncMap{}
-	r := rewriter{funcs: gen, next: counter}
+	checks.part, checks.src, checks.errs = part, src, nil
+	r := rewriter{funcs: gen, next: counter, checks: checks}
 	for _, name := range sortedNames(trees) {
 		if tree := trees[name]; tree != nil {
 			r.list(tree.Root, "")
 		}
+	}
+	if len(checks.errs) > 0 {
+		return errors.Join(checks.errs...)
 	}
 	addFuncs(gen)
 	return nil

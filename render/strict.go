@@ -187,6 +187,12 @@ func lookup(v any, key string) (any, bool, error) {
 		return x, ok, nil
 	}
 	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Map && rv.Type().ConvertibleTo(mapAnyType) {
+		// A named row type (cdc.Row): the same map, without per-key reflection.
+		m := rv.Convert(mapAnyType).Interface().(map[string]any)
+		x, ok := m[key]
+		return x, ok, nil
+	}
 	if m := rv.MethodByName(key); m.IsValid() {
 		t := m.Type()
 		if t.NumIn() != 0 || t.NumOut() == 0 || t.NumOut() > 2 || t.NumOut() == 2 && t.Out(1) != errorType {
@@ -224,12 +230,16 @@ func lookup(v any, key string) (any, bool, error) {
 	return nil, false, fmt.Errorf("%s has no fields", describe(v))
 }
 
-var errorType = reflect.TypeFor[error]()
+var (
+	errorType  = reflect.TypeFor[error]()
+	mapAnyType = reflect.TypeFor[map[string]any]()
+)
 
 // rewriter rewrites the parse trees of one template part.
 type rewriter struct {
-	funcs template.FuncMap // generated helpers are added here
-	next  *int             // counter shared by the parts of a Template
+	funcs  template.FuncMap // generated helpers are added here
+	next   *int             // counter shared by the parts of a Template
+	checks *callChecker     // compile-time checks of helper calls
 }
 
 type mode uint8
@@ -338,6 +348,9 @@ func (r *rewriter) pipe(p *parse.PipeNode, prefix string, m mode) {
 			if id, ok := p.Cmds[i+1].Args[0].(*parse.IdentifierNode); ok && lenientFuncs[id.Ident] {
 				lenient = true // {{ .new.x | default "n/a" }}
 			}
+		}
+		if r.checks != nil {
+			r.checks.call(cmd, i > 0)
 		}
 		r.command(cmd, prefix, lenient)
 	}
