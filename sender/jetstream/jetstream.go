@@ -290,6 +290,8 @@ func classify(ctx context.Context, err error) (reason string, sent bool, _ error
 		// Written (or buffered for the reconnect) without an ack: the stream may have it.
 		return ReasonTimeout, true, err
 	}
+	// E.g. nats.ErrDisconnected failing a pending async publish: it was written, and may be
+	// stored or still buffered for the reconnect.
 	return ReasonConnection, true, err
 }
 
