@@ -3,7 +3,9 @@ package render
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/template"
@@ -78,8 +80,9 @@ func funcMap(loc *locale, tz *time.Location) template.FuncMap {
 			}
 			return v
 		},
-		"json": jsonText,
-		"mask": textFunc("mask", Mask),
+		"json":  jsonText,
+		"mask":  textFunc("mask", Mask),
+		"index": index,
 	}
 }
 
@@ -202,4 +205,44 @@ func jsonText(v any) (string, error) {
 		return "", fmt.Errorf("json: %w", err)
 	}
 	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// index replaces text/template's builtin, which yields NULL for a missing map key: here a
+// missing key or an index out of range is an error.
+func index(item any, keys ...any) (any, error) {
+	v := item
+	for _, k := range keys {
+		if v == nil {
+			return nil, errors.New("index: NULL has no entries")
+		}
+		rv := reflect.ValueOf(v)
+		switch rv.Kind() {
+		case reflect.Map:
+			kv := reflect.ValueOf(k)
+			if !kv.IsValid() || !kv.Type().ConvertibleTo(rv.Type().Key()) ||
+				kv.Kind() != rv.Type().Key().Kind() {
+				return nil, fmt.Errorf("index: cannot use %s as a key of %s", describe(k), describe(v))
+			}
+			x := rv.MapIndex(kv.Convert(rv.Type().Key()))
+			if !x.IsValid() {
+				if kv.Kind() == reflect.String {
+					return nil, fmt.Errorf("index: no entry for key %q", kv.String())
+				}
+				return nil, fmt.Errorf("index: no entry for key %v", kv)
+			}
+			v = x.Interface()
+		case reflect.Slice, reflect.Array:
+			i, err := toInt(k)
+			if err != nil {
+				return nil, fmt.Errorf("index: %w", err)
+			}
+			if i < 0 || i >= int64(rv.Len()) {
+				return nil, fmt.Errorf("index: %d out of range (length %d)", i, rv.Len())
+			}
+			v = rv.Index(int(i)).Interface()
+		default:
+			return nil, fmt.Errorf("index: cannot index %s", describe(v))
+		}
+	}
+	return v, nil
 }

@@ -21,7 +21,7 @@ func repaymentData() map[string]any {
 			"due": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 		},
 		"old":  nil,
-		"vars": map[string]any{"shop": "Acme"},
+		"vars": map[string]any{"shop": "Acme", "list": []any{"a", "b"}},
 	}
 }
 
@@ -105,9 +105,12 @@ func TestRenderErrors(t *testing.T) {
 		{"missing inside with", `{{ with .new }}{{ .nmae }}{{ end }}`, `template "repayment_due": text:1:19: new has no field "nmae"`, ErrMissingField, 1, 19},
 		{"NULL in a variable", `{{ $n := .new.note | default nil }}{{ $n }}`, `template "repayment_due": text:1:39: $n is NULL (use default)`, ErrNullField, 1, 39},
 		{"NULL from index", `{{ index .new "note" }}`, `template "repayment_due": text:1:4: index .new "note" is NULL (use default)`, ErrNullField, 1, 4},
+		{"NULL variable to a builtin", `{{ $n := .new.note | default nil }}{{ printf "%s" $n }}`, `template "repayment_due": text:1:51: $n is NULL (use default)`, ErrNullField, 1, 51},
+		{"index missing key", `{{ index .new "nmae" }}`, `template "repayment_due": text:1:4: index: no entry for key "nmae"`, nil, 1, 4},
+		{"index out of range", `{{ index .vars.list 3 }}`, `template "repayment_due": text:1:4: index: 3 out of range (length 2)`, nil, 1, 4},
 		{"NULL assigned", `{{ $n := .new.note }}`, `template "repayment_due": text:1:10: field new.note is NULL`, ErrNullField, 1, 10},
 		{"field of a string", `{{ .new.name.first }}`, `template "repayment_due": text:1:4: field new.name.first: a string has no fields`, ErrMissingField, 1, 4},
-		{"builtin error", `{{ index .vars.list 3 }}`, `template "repayment_due": text:1:10: vars has no field "list"`, ErrMissingField, 1, 10},
+		{"missing field in an argument", `{{ index .vars.lst 3 }}`, `template "repayment_due": text:1:10: vars has no field "lst"`, ErrMissingField, 1, 10},
 		{"helper error", `{{ money .new.amount .vars.shop }}`, `template "repayment_due": text:1:4: money: unknown currency "Acme" (want an ISO 4217 code such as EUR)`, nil, 1, 4},
 		{"empty sms", `{{ if .old }}x{{ end }}`, `template "repayment_due": text: sms text is empty`, nil, 0, 0},
 	}
@@ -149,6 +152,8 @@ func TestNULLIsAllowedWhereItHasAMeaning(t *testing.T) {
 		{"and/or", `{{ if or .new.note .new.name }}ok{{ end }}`, "ok"},
 		{"eq with NULL", `{{ if eq .new.note nil }}null{{ end }}`, "null"},
 		{"json", `{{ json .new.note }}`, "null"},
+		{"index", `{{ index .vars.list 1 }} {{ index .new "name" }} {{ index .vars "list" 0 }}`, "b Anna a"},
+		{"index of a NULL entry with default", `{{ index .new "note" | default "-" }}`, "-"},
 		{"non-NULL printed", `{{ .new.name }} {{ .new.id }} {{ .vars.shop }}`, "Anna 42 Acme"},
 		{"method on a value", `{{ .new.due.Year }}`, "2026"},
 		{"method with arguments", `{{ .new.due.Format "2006-01-02" }}`, "2026-12-01"},

@@ -406,7 +406,15 @@ func (r *rewriter) arg(n parse.Node, prefix string, strict bool) parse.Node {
 		path = a.Ident
 	case *parse.VariableNode:
 		if len(a.Ident) == 1 {
-			return n
+			if !strict {
+				return n
+			}
+			// {{ printf "%s" $x }}: a NULL variable is caught like a NULL field.
+			check := r.add(outputCheck(a.Ident[0]))
+			return &parse.PipeNode{NodeType: parse.NodePipe, Pos: a.Pos, Cmds: []*parse.CommandNode{{
+				NodeType: parse.NodeCommand, Pos: a.Pos,
+				Args: []parse.Node{parse.NewIdentifier(check).SetPos(a.Pos), a},
+			}}}
 		}
 		receiver = &parse.VariableNode{NodeType: parse.NodeVariable, Pos: a.Pos, Ident: a.Ident[:1]}
 		path = a.Ident[1:]
