@@ -287,6 +287,15 @@ func TestConfigMapRulesLoad(t *testing.T) {
 	}
 }
 
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 var (
 	binOnce sync.Once
 	binPath string
@@ -338,9 +347,16 @@ func TestConfigMapConfigAccepted(t *testing.T) {
 			os.WriteFile(target, []byte(v.(string)), 0o644)
 		}
 	}
-	out, err := runBinary(t, "rules", "check", "--channels-from", filepath.Join(dir, "notifier.yaml"), rulesOut)
+	cfgPath := filepath.Join(dir, "notifier.yaml")
+	out, err := runBinary(t, "rules", "check", "--channels-from", cfgPath, rulesOut)
 	if err != nil {
 		t.Fatalf("notifier rules check --channels-from <ConfigMap config> <ConfigMap rules>: %v\n%s", err, out)
+	}
+	// The check is real: the same config with an unknown key is refused.
+	b, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, append(b, "\nbogus_key: 1\n"...), 0o644)
+	if out, err := runBinary(t, "rules", "check", "--channels-from", cfgPath, rulesOut); err == nil || !strings.Contains(out, "bogus_key") {
+		t.Errorf("a config with an unknown key passed the check: %v\n%s", err, out)
 	}
 }
 
@@ -462,6 +478,16 @@ func TestStatefulSetMatchesConfig(t *testing.T) {
 	if time.Duration(grace)*time.Second < drain+10*time.Second {
 		t.Errorf("terminationGracePeriodSeconds = %d, want at least drain_timeout %s + 10s margin", grace, drain)
 	}
+	// Every credential file the config names ({file: PATH}, *_file) is inside a mounted volume.
+	for _, f := range configFiles(t) {
+		mounted := false
+		for m := range mounts {
+			mounted = mounted || f == m || strings.HasPrefix(f, strings.TrimSuffix(m, "/")+"/")
+		}
+		if !mounted {
+			t.Errorf("configs/notifier.yaml reads %s, which no volume of the StatefulSet provides", f)
+		}
+	}
 	if dig(ss, "spec", "template", "spec", "securityContext", "runAsNonRoot") != true {
 		t.Error("pod securityContext.runAsNonRoot is not true")
 	}
@@ -557,4 +583,39 @@ func TestAlertsAndDashboardUseKnownMetrics(t *testing.T) {
 			t.Errorf("%s uses no notifier_* metric", file)
 		}
 	}
+}
+
+// configFiles returns the files the example config reads credentials from: {file: PATH}
+// values and *_file keys (relative paths resolved against the config's directory in the pod).
+func configFiles(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i].Value, n.Content[i+1]
+				if (k == "file" || strings.HasSuffix(k, "_file")) && v.Kind == yaml.ScalarNode && v.Value != "" {
+					p := v.Value
+					if !filepath.IsAbs(p) {
+						p = filepath.Join(filepath.Dir(podConfigPath), p)
+					}
+					out = append(out, p)
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&root)
+	return out
 }
