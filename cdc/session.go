@@ -17,7 +17,8 @@ import (
 
 // session is one binlog connection: from a transaction boundary until the connection fails,
 // ctx is done or a fatal error. Its event handler runs on go-mysql's reading goroutine
-// (SynchronousEventHandler), so decoding and assembling a Txn cost no channel hop.
+// (SynchronousEventHandler); complete transactions go through a queue to convert, which
+// normalises their rows on another goroutine and sends them.
 type session struct {
 	r      *Reader
 	flavor string
@@ -26,8 +27,8 @@ type session struct {
 	schema *schemaCache
 
 	start     Position // where this session started
-	delivered Position // position after the last Txn sent (the resume point)
-	sent      int      // Txns sent by this session
+	delivered Position // position after the last Txn sent (the resume point); owned by convert
+	sent      int      // Txns sent by this session; owned by convert
 
 	file    string             // current binlog file
 	gset    mysql.GTIDSet      // GTID set after the last complete transaction; nil without GTIDs
@@ -35,11 +36,16 @@ type session struct {
 	nextSID []byte             // MySQL: SID/GNO of the transaction being read
 	nextGNO int64
 
-	changes []Change // watched changes of the transaction being read
-	rowsSeq int      // rows events seen in the transaction being read
+	events  []rowsEvent // watched rows events of the transaction being read
+	nrows   int         // changes in events
+	rowsSeq int         // rows events seen in the transaction being read
 	inTxn   bool
 
-	progress     *Txn      // latest progress-only Txn not yet sent
+	// work carries complete transactions from the decoding goroutine to convert, which builds
+	// the Rows and sends the Txns: normalisation runs on a second core, in binlog order.
+	work chan *work
+
+	progress     *work     // latest progress-only transaction not yet sent
 	lastProgress time.Time // when a progress-only Txn was last sent
 }
 
@@ -86,9 +92,22 @@ func (s *session) run(ctx context.Context) error {
 		RowsEventDecodeFunc:     s.decodeRows,
 		SynchronousEventHandler: s,
 	}
+	s.work = make(chan *work, 64)
+	converted := make(chan struct{})
+	go func() {
+		defer close(converted)
+		s.convert()
+	}()
+	err := s.stream(cfg)
+	close(s.work) // the syncer is closed: no handler runs any more
+	<-converted
+	return s.classify(err)
+}
+
+// stream runs the syncer until the stream ends; the handler queues complete transactions.
+func (s *session) stream(cfg replication.BinlogSyncerConfig) error {
 	syncer := replication.NewBinlogSyncer(cfg)
 	defer syncer.Close()
-
 	var streamer *replication.BinlogStreamer
 	var err error
 	if s.start.GTID != "" {
@@ -97,12 +116,12 @@ func (s *session) run(ctx context.Context) error {
 		streamer, err = syncer.StartSync(mysql.Position{Name: s.start.File, Pos: s.start.Pos})
 	}
 	if err != nil {
-		return s.classify(err)
+		return err
 	}
-	s.r.opts.Logger.Info("binlog connected", "addr", o.Addr, "from", s.start.String())
+	s.r.opts.Logger.Info("binlog connected", "addr", s.r.opts.Addr, "from", s.start.String())
 	// With a synchronous handler the streamer only ever carries the terminating error.
-	_, err = streamer.GetEvent(ctx)
-	return s.classify(err)
+	_, err = streamer.GetEvent(s.ctx)
+	return err
 }
 
 // classify maps a stream error to our sentinels where it is one.
@@ -170,7 +189,7 @@ func (s *session) HandleEvent(ev *replication.BinlogEvent) error {
 }
 
 func (s *session) begin() {
-	s.changes = nil
+	s.events, s.nrows = nil, 0
 	s.rowsSeq = 0
 	s.inTxn = true
 	s.next, s.nextSID = nil, nil
@@ -241,38 +260,82 @@ func (s *session) rows(h *replication.EventHeader, e *replication.RowsEvent) err
 				"must be FULL: %w", s.file, h.LogPos, t.schema, t.name, len(e.SkippedColumns[i]), ErrRowImage)
 		}
 	}
-	base := seq << 32
+	op := OpInsert
+	n := len(e.Rows)
 	switch e.Type() {
 	case replication.EnumRowsEventTypeInsert:
-		s.grow(len(e.Rows))
-		for i, vals := range e.Rows {
-			s.changes = append(s.changes, Change{Schema: t.schema, Table: t.name, Op: OpInsert, After: t.row(vals), Index: base | i})
-		}
 	case replication.EnumRowsEventTypeDelete:
-		s.grow(len(e.Rows))
-		for i, vals := range e.Rows {
-			s.changes = append(s.changes, Change{Schema: t.schema, Table: t.name, Op: OpDelete, Before: t.row(vals), Index: base | i})
-		}
+		op = OpDelete
 	case replication.EnumRowsEventTypeUpdate:
-		if len(e.Rows)%2 != 0 {
+		if n%2 != 0 {
 			return fmt.Errorf("binlog %s:%d: update of %s.%s has an odd number of images", s.file, h.LogPos, t.schema, t.name)
 		}
-		s.grow(len(e.Rows) / 2)
-		for i := 0; i+1 < len(e.Rows); i += 2 {
-			s.changes = append(s.changes, Change{Schema: t.schema, Table: t.name, Op: OpUpdate,
-				Before: t.row(e.Rows[i]), After: t.row(e.Rows[i+1]), Index: base | i/2})
-		}
+		op, n = OpUpdate, n/2
 	default:
 		return fmt.Errorf("binlog %s:%d: unknown rows event type %s", s.file, h.LogPos, h.EventType)
 	}
+	s.events = append(s.events, rowsEvent{t: t, op: op, rows: e.Rows, base: seq << 32})
+	s.nrows += n
 	return nil
 }
 
-func (s *session) grow(n int) {
-	if cap(s.changes)-len(s.changes) < n {
-		c := make([]Change, len(s.changes), len(s.changes)+max(n, 16))
-		copy(c, s.changes)
-		s.changes = c
+// rowsEvent is one watched rows event, verified against its table, not yet normalised.
+type rowsEvent struct {
+	t    *table
+	op   Op
+	rows [][]any // images; update: before, after, before, after, ...
+	base int     // Index of the event's first change
+}
+
+// work is a complete transaction waiting for convert.
+type work struct {
+	txn    Txn
+	events []rowsEvent
+	nrows  int
+}
+
+// changes builds the transaction's Changes.
+func (w *work) changes() []Change {
+	if w.nrows == 0 {
+		return nil
+	}
+	out := make([]Change, 0, w.nrows)
+	for _, ev := range w.events {
+		t := ev.t
+		switch ev.op {
+		case OpInsert:
+			for i, vals := range ev.rows {
+				out = append(out, Change{Schema: t.schema, Table: t.name, Op: OpInsert, After: t.row(vals), Index: ev.base | i})
+			}
+		case OpDelete:
+			for i, vals := range ev.rows {
+				out = append(out, Change{Schema: t.schema, Table: t.name, Op: OpDelete, Before: t.row(vals), Index: ev.base | i})
+			}
+		case OpUpdate:
+			for i := 0; i+1 < len(ev.rows); i += 2 {
+				out = append(out, Change{Schema: t.schema, Table: t.name, Op: OpUpdate,
+					Before: t.row(ev.rows[i]), After: t.row(ev.rows[i+1]), Index: ev.base | i/2})
+			}
+		}
+	}
+	return out
+}
+
+// convert normalises queued transactions and sends them, in order, until the queue is closed.
+// After ctx is done it only drains the queue.
+func (s *session) convert() {
+	for w := range s.work {
+		if s.ctx.Err() != nil {
+			continue
+		}
+		t := &w.txn
+		t.Changes = w.changes()
+		select {
+		case s.out <- t:
+			s.delivered = t.Position
+			s.sent++
+		case <-s.ctx.Done():
+		}
 	}
 }
 
@@ -301,13 +364,13 @@ func (s *session) commit(h *replication.EventHeader) error {
 	if s.gset != nil {
 		pos.GTID = s.gset.String()
 	}
-	t := &Txn{Position: pos, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC(), Changes: s.changes}
-	s.changes, s.next, s.nextSID, s.inTxn, s.rowsSeq = nil, nil, nil, false, 0
-	if len(t.Changes) > 0 {
+	w := &work{txn: Txn{Position: pos, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC()}, events: s.events, nrows: s.nrows}
+	s.events, s.nrows, s.next, s.nextSID, s.inTxn, s.rowsSeq = nil, 0, nil, nil, false, 0
+	if w.nrows > 0 {
 		s.progress = nil
-		return s.send(t)
+		return s.queue(w)
 	}
-	s.progress = t
+	s.progress = w
 	return s.flushProgress(false)
 }
 
@@ -321,17 +384,15 @@ func (s *session) flushProgress(idle bool) error {
 	if now.Sub(s.lastProgress) < s.r.opts.ProgressInterval {
 		return nil
 	}
-	t := s.progress
+	w := s.progress
 	s.progress = nil
 	s.lastProgress = now
-	return s.send(t)
+	return s.queue(w)
 }
 
-func (s *session) send(t *Txn) error {
+func (s *session) queue(w *work) error {
 	select {
-	case s.out <- t:
-		s.delivered = t.Position
-		s.sent++
+	case s.work <- w:
 		return nil
 	case <-s.ctx.Done():
 		return s.ctx.Err()

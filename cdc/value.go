@@ -27,14 +27,14 @@ func (c *column) value(v any) any {
 	switch c.kind {
 	case kindInt:
 		switch x := v.(type) {
+		case int64:
+			return v
 		case int8:
 			return int64(x)
 		case int16:
 			return int64(x)
 		case int32:
 			return int64(x)
-		case int64:
-			return x
 		case int:
 			return int64(x)
 		case uint8:
@@ -68,12 +68,12 @@ func (c *column) value(v any) any {
 		case uint32:
 			return uint64(x)
 		case uint64:
-			return x
+			return v
 		}
 	case kindFloat:
 		switch x := v.(type) {
 		case float64:
-			return x
+			return v
 		case float32:
 			// The shortest decimal that round-trips the float32, as the server prints it, so
 			// FLOAT 1.1 is 1.1 and not 1.100000023841858.
@@ -83,7 +83,7 @@ func (c *column) value(v any) any {
 	case kindDecimal:
 		switch x := v.(type) {
 		case decimal.Decimal:
-			return x
+			return v
 		case string:
 			if d, err := decimal.NewFromString(x); err == nil {
 				return d
@@ -96,7 +96,10 @@ func (c *column) value(v any) any {
 	case kindDateTime, kindTimestamp:
 		switch x := v.(type) {
 		case time.Time:
-			return x.UTC()
+			if x.Location() == time.UTC {
+				return v // DATETIME: already UTC; no new allocation
+			}
+			return x.UTC() // TIMESTAMP: decoded in the local zone
 		case string:
 			return parseDateTime(x)
 		}
@@ -108,7 +111,7 @@ func (c *column) value(v any) any {
 	case kindString:
 		switch x := v.(type) {
 		case string:
-			return x
+			return v
 		case []byte:
 			return string(x)
 		}
@@ -117,7 +120,7 @@ func (c *column) value(v any) any {
 		case string:
 			return []byte(x)
 		case []byte:
-			return x
+			return v
 		}
 	case kindEnum:
 		if i, ok := v.(int64); ok {
@@ -148,8 +151,8 @@ func (c *column) value(v any) any {
 			return decodeJSON([]byte(x))
 		}
 	case kindTime:
-		if s, ok := v.(string); ok {
-			return s
+		if _, ok := v.(string); ok {
+			return v
 		}
 	}
 	if b, ok := v.([]byte); ok {
