@@ -15,6 +15,9 @@ var (
 	ErrMaxSegments = errors.New("too many sms segments")
 	// ErrHeaderInjection: the rendered subject contains a line break.
 	ErrHeaderInjection = errors.New("line break in subject")
+	// errNullArg is returned by a helper given a NULL (rare: fields and variables are checked
+	// before the call).
+	errNullArg = errors.New("value is NULL (use default)")
 )
 
 // Error is a template error positioned in one part of the Spec.

@@ -123,10 +123,6 @@ func parseDecimal(s string) (decimal.Decimal, error) {
 	return decimal.NewFromString(t)
 }
 
-// errNullArg is returned by helpers given a NULL (only reachable through variables: fields
-// are checked before the call).
-var errNullArg = errors.New("value is NULL (use default)")
-
 // describe names a value's type for error messages without printing the value (it may be
 // personal data).
 func describe(v any) string {

@@ -250,7 +250,7 @@ func compileHTML(name, src string, funcs template.FuncMap, counter *int, checks 
 	// html/template escapes on the first Execute; run it on no data and keep only its
 	// escaping errors (the field errors of the empty data are expected).
 	var he *htmltemplate.Error
-	if err := tm.Execute(io.Discard, nil); errors.As(err, &he) {
+	if err := tm.Execute(limitedBuffer{new(bytes.Buffer)}, nil); errors.As(err, &he) {
 		msg, _, _ := strings.Cut(he.Description, ": {") // drop html/template's internal context dump
 		e := &Error{Part: PartHTML, Line: he.Line, Msg: msg}
 		if he.Node != nil {

@@ -353,9 +353,9 @@ func TestRecursionIsRefused(t *testing.T) {
 
 func TestRunawayTemplatesStop(t *testing.T) {
 	tests := []struct{ name, text, want string }{
-		{"range over a large integer", `{{ range 1000000000 }}{{ end }}x`, `template "t": text:1:10: range over 1000000000: at most 1000 iterations`},
-		{"range over a large count", `{{ range .count }}{{ end }}x`, `template "t": text:1:10: range over 5000: at most 1000 iterations`},
-		{"output over 1 MiB", `{{ range 1000 }}{{ range 1000 }}xy{{ end }}{{ end }}`, `template "t": text: output exceeds 1 MiB`},
+		{"range over a large integer", `{{ range 1000000000 }}{{ end }}x`, `template "t": text:1:10: range over 1000000000: at most 100 iterations`},
+		{"range over a large count", `{{ range .count }}{{ end }}x`, `template "t": text:1:10: range over 5000: at most 100 iterations`},
+		{"output over 1 MiB", `{{ range 100 }}{{ range 100 }}{{ range 100 }}xy{{ end }}{{ end }}{{ end }}`, `template "t": text: output exceeds 1 MiB`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

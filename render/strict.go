@@ -33,7 +33,7 @@ func outputCheck(what string) func(any) (any, error) {
 
 // maxRangeInt bounds {{ range N }} over an integer (Go 1.22 templates): a template must not
 // spin for hours on a large count.
-const maxRangeInt = 1000
+const maxRangeInt = 100
 
 // rangeGuard passes a range's value through, refusing an integer above maxRangeInt.
 func rangeGuard(v any) (any, error) {
