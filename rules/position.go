@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -96,7 +97,7 @@ func (s *source) scalarStart(n *yaml.Node) int {
 	case n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
 		return p + 1
 	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
-		i := strings.IndexByte(string(s.data[p:]), '\n')
+		i := bytes.IndexByte(s.data[p:], '\n')
 		if i < 0 {
 			return len(s.data)
 		}
@@ -110,7 +111,7 @@ func (s *source) scalarStart(n *yaml.Node) int {
 func (s *source) blockIndent(n *yaml.Node) int {
 	p := s.scalarStart(n)
 	for p >= 0 && p < len(s.data) {
-		end := strings.IndexByte(string(s.data[p:]), '\n')
+		end := bytes.IndexByte(s.data[p:], '\n')
 		lineText := s.data[p:]
 		if end >= 0 {
 			lineText = s.data[p : p+end]
@@ -131,7 +132,7 @@ func (s *source) blockIndent(n *yaml.Node) int {
 func (s *source) offset(line, col int) int {
 	p := 0
 	for l := 1; l < line; l++ {
-		i := strings.IndexByte(string(s.data[p:]), '\n')
+		i := bytes.IndexByte(s.data[p:], '\n')
 		if i < 0 {
 			return -1
 		}
