@@ -43,9 +43,9 @@ func demoCommand() *cli.Command {
 
 // demoChange is one change the demo makes on the primary, with the SMS it must cause.
 type demoChange struct {
-	What   string   // printed before it is made
-	SQL    []string // statements, one transaction each
-	Expect []string // exact SMS texts it must produce (in any order)
+	What   string         // printed before it is made
+	SQL    []string       // statements, one transaction each
+	Expect map[string]int // SMS it must cause, by rule
 }
 
 func runDemo(c *cli.Context) error {
@@ -131,24 +131,28 @@ func runDemo(c *cli.Context) error {
 	go func() { svcDone <- Serve(svcCtx, cfg, ServeOptions{Logger: log}) }()
 	step("notifier running: rules %s, store %s", cfg.Rules.Dir, cfg.Store.Dir)
 
+	changes, note := demoChanges(time.Now())
 	expected := map[string]int{}
-	for _, ch := range demoChanges {
+	want := 0
+	for _, ch := range changes {
 		step("change on the primary: %s", ch.What)
 		if err := cluster.Primary().Exec(ctx, ch.SQL...); err != nil {
 			return fmt.Errorf("demo: %s: %w", ch.What, err)
 		}
-		for _, text := range ch.Expect {
-			expected[text]++
+		for rule, n := range ch.Expect {
+			expected[rule] += n
+			want += n
 		}
 	}
-	want := 0
-	for _, n := range expected {
-		want += n
+	if note != "" {
+		step("note: %s", note)
 	}
+	step("waiting for %d SMS (the coupon reminder fires about 5 s from now) ...", want)
 	deadline := time.Now().Add(c.Duration("timeout"))
 	for len(gw.ledger()) < want {
 		select {
 		case err := <-svcDone:
+			keep = true
 			return fmt.Errorf("demo: the service stopped: %v (log: %s)", err, logf.Name())
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -157,8 +161,8 @@ func runDemo(c *cli.Context) error {
 			return fmt.Errorf("demo: %d of %d SMS arrived within %s (log: %s)", len(gw.ledger()), want, c.Duration("timeout"), logf.Name())
 		}
 	}
-	// A moment longer, so a duplicate would show.
-	time.Sleep(time.Second)
+	// A moment longer, so a duplicate or an unexpected SMS would show.
+	time.Sleep(1500 * time.Millisecond)
 	stopSvc()
 	if err := <-svcDone; err != nil {
 		keep = true
@@ -167,17 +171,17 @@ func runDemo(c *cli.Context) error {
 
 	got := map[string]int{}
 	for _, sms := range gw.ledger() {
-		got[sms.Text]++
+		got[sms.Rule]++
 	}
 	var problems []string
-	for text, n := range expected {
-		if got[text] != n {
-			problems = append(problems, fmt.Sprintf("expected %d× %q, got %d", n, text, got[text]))
+	for rule, n := range expected {
+		if got[rule] != n {
+			problems = append(problems, fmt.Sprintf("rule %s: expected %d SMS, got %d", rule, n, got[rule]))
 		}
 	}
-	for text, n := range got {
-		if expected[text] == 0 {
-			problems = append(problems, fmt.Sprintf("unexpected %d× %q", n, text))
+	for rule, n := range got {
+		if _, ok := expected[rule]; !ok {
+			problems = append(problems, fmt.Sprintf("rule %s: %d unexpected SMS", rule, n))
 		}
 	}
 	for key, n := range gw.counts() {
@@ -189,8 +193,34 @@ func runDemo(c *cli.Context) error {
 		keep = true
 		return fmt.Errorf("demo failed:\n  %s", strings.Join(problems, "\n  "))
 	}
+	printDemoStore(out, cfg.Store.Dir)
 	step("demo ok: %d SMS, each exactly once; stopped cleanly", want)
 	return nil
+}
+
+// printDemoStore lists the messages the run left in the store: what was sent, what waits.
+func printDemoStore(out io.Writer, dir string) {
+	st, err := state.Open(state.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Fprintf(out, "  (store not readable: %v)\n", err)
+		return
+	}
+	defer st.Close()
+	ms, err := st.List(context.Background(), state.Filter{Limit: 100})
+	if err != nil {
+		return
+	}
+	fmt.Fprintln(out, "messages in the store:")
+	for _, m := range ms {
+		line := fmt.Sprintf("  %-10s %s", m.Status, m.Key)
+		if !m.Status.Terminal() && !m.DueAt.IsZero() {
+			line += "  due " + m.DueAt.UTC().Format(time.RFC3339)
+		}
+		if m.Reason != "" {
+			line += "  (" + m.Reason + ")"
+		}
+		fmt.Fprintln(out, line)
+	}
 }
 
 // demoConfig points cfg at this run's replica, store and gateway.
@@ -255,12 +285,55 @@ func splitSQL(src string) []string {
 	return out
 }
 
-// The demo's data: sample rows loaded before the service starts (they cause nothing) and the
-// changes made while it runs.
-var (
-	demoSampleRows = []string{}
-	demoChanges    = []demoChange{}
-)
+// demoSampleRows are loaded before the service starts; they cause nothing (the service starts
+// after them).
+var demoSampleRows = []string{
+	`INSERT INTO lending.contracts (id, customer_id, status, amount, currency, first_name, phone) VALUES
+		(1001, 1, 'draft', 1500.00, 'EUR', 'Anna', '0151 23456789'),
+		(1002, 2, 'active', 800.00, 'EUR', 'Ben', '+49 160 9876543')`,
+	`INSERT INTO crm.customers (id, first_name, phone, email, sms_opt_in) VALUES
+		(1, 'Anna', '0151 23456789', 'anna@example.com', 1), (2, 'Ben', '+49 160 9876543', NULL, 0)`,
+}
+
+// demoChanges are the changes made while the service runs, with the SMS each must cause, per
+// rule. now is the wall clock: the repayment reminder's due date is chosen so that its fire time
+// (09:00 Berlin, 3 days before) has just passed, and it is expected now unless Berlin is in the
+// rule's quiet hours (21:00–08:00), when it waits for 08:00.
+func demoChanges(now time.Time) (changes []demoChange, note string) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		berlin = time.FixedZone("CET", 3600)
+	}
+	local := now.In(berlin)
+	due := local.AddDate(0, 0, 3)
+	if local.Hour() < 9 {
+		due = local.AddDate(0, 0, 2)
+	}
+	repayment := 1
+	if h := local.Hour(); h >= 21 || h < 8 {
+		repayment = 0
+		note = "it is quiet time in Berlin (21:00-08:00): the repayment reminder waits for 08:00"
+	}
+	return []demoChange{
+		{What: "contract 1001 (Anna) becomes active",
+			SQL:    []string{"UPDATE lending.contracts SET status = 'active' WHERE id = 1001"},
+			Expect: map[string]int{"contract-activated": 1}},
+		{What: "contract 1002 (Ben, already active) changes its amount: no SMS",
+			SQL: []string{"UPDATE lending.contracts SET amount = 900.00 WHERE id = 1002"}},
+		{What: "an installment of contract 1001 is due on " + due.Format("2006-01-02") + " (reminder 3 days before, 09:00 Berlin)",
+			SQL: []string{fmt.Sprintf(`INSERT INTO lending.installments (contract_id, due_date, amount, currency, first_name, phone)
+				VALUES (1001, '%s', 125.00, 'EUR', 'Anna', '0151 23456789')`, due.Format("2006-01-02"))},
+			Expect: map[string]int{"repayment-due": repayment}},
+		{What: "a coupon can be claimed in 65 s (reminder one minute before)",
+			SQL: []string{`INSERT INTO promo.coupon_subscriptions (user_id, phone, coupon_title, claim_at)
+				VALUES (1, '0151 23456789', 'Winter sale -20%', UTC_TIMESTAMP() + INTERVAL 65 SECOND)`},
+			Expect: map[string]int{"coupon-reminder": 1}},
+		{What: "another coupon subscription, cancelled right away: its reminder is withdrawn",
+			SQL: []string{`INSERT INTO promo.coupon_subscriptions (id, user_id, phone, coupon_title, claim_at)
+				VALUES (77, 2, '+49 160 9876543', 'Winter sale -20%', UTC_TIMESTAMP() + INTERVAL 65 SECOND)`,
+				"UPDATE promo.coupon_subscriptions SET cancelled = 1 WHERE id = 77"}},
+	}, note
+}
 
 // smsGateway is the demo's stand-in SMS provider, and the tests' provider with a ledger: an
 // HTTP server on loopback that accepts the webhook channel's default JSON document
