@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"notifier/sender/jetstream"
+	"notifier/sender/jsonl"
+	"notifier/sender/smtp"
 )
 
 // The channel types NewChannel knows.
@@ -58,16 +62,19 @@ type ChannelConfig struct {
 	// Timezone of rate_per_day and quiet_hours when they name none (default UTC).
 	Timezone string `yaml:"timezone" json:"timezone"`
 
-	// TLS for webhook, smtp and nats.
+	// TLS for the HTTP types (smtp and nats carry their own TLS fields).
 	TLS TLSConfig `yaml:"tls" json:"tls"`
 	// Webhook configures webhook/http/twilio/vonage.
 	Webhook *WebhookConfig `yaml:"webhook,omitempty" json:"webhook,omitempty"`
-	// SMTP configures smtp.
-	SMTP *SMTPConfig `yaml:"smtp,omitempty" json:"smtp,omitempty"`
-	// NATS configures nats.
-	NATS *NATSConfig `yaml:"nats,omitempty" json:"nats,omitempty"`
-	// File configures file (and stdout).
-	File *FileConfig `yaml:"file,omitempty" json:"file,omitempty"`
+	// SMTP configures smtp; the fields are package smtp's (host, port, tls: starttls|tls|none,
+	// username, password: {env|file}, from, helo, ca_file, …).
+	SMTP *smtp.Config `yaml:"smtp,omitempty" json:"smtp,omitempty"`
+	// NATS configures nats; the fields are package jetstream's (url, subject, stream, creds:
+	// {file: path}, async, …). Set idempotent: true for it: the broker dedupes by message key.
+	NATS *jetstream.Config `yaml:"nats,omitempty" json:"nats,omitempty"`
+	// File configures file and stdout; the fields are package jsonl's (path ("-" = stdout),
+	// sync, mask).
+	File *jsonl.Config `yaml:"file,omitempty" json:"file,omitempty"`
 }
 
 // PerRecipient caps messages to one recipient: at most Max per Per; the excess is held
@@ -151,30 +158,6 @@ type HMACConfig struct {
 	Secret Secret `yaml:"secret" json:"secret"`
 	Header string `yaml:"header" json:"header"` // default X-Signature-256
 	Prefix string `yaml:"prefix" json:"prefix"` // default "sha256="
-}
-
-// SMTPConfig configures the smtp channel.
-type SMTPConfig struct {
-	Host     string `yaml:"host" json:"host"`
-	Port     int    `yaml:"port" json:"port"`
-	TLS      string `yaml:"tls" json:"tls"` // starttls (default) | tls | none
-	Username string `yaml:"username" json:"username"`
-	Password Secret `yaml:"password" json:"password"`
-	From     string `yaml:"from" json:"from"`
-	HELO     string `yaml:"helo" json:"helo"`
-}
-
-// NATSConfig configures the nats (JetStream) channel.
-type NATSConfig struct {
-	URL     string `yaml:"url" json:"url"`
-	Subject string `yaml:"subject" json:"subject"`
-	Stream  string `yaml:"stream" json:"stream"`
-	Creds   Secret `yaml:"creds" json:"creds"` // a .creds file's content (usually {file: path})
-}
-
-// FileConfig configures the file channel.
-type FileConfig struct {
-	Path string `yaml:"path" json:"path"` // "-" = stdout
 }
 
 // Secret is a credential named by an environment variable ({env: VAR}) or a file

@@ -15,3 +15,13 @@ var (
 	// ErrUnknownChannel: a message names a channel that is not configured.
 	ErrUnknownChannel = errors.New("unknown channel")
 )
+
+// Errors of the delivery loop.
+var (
+	// ErrRunning: Run was called while the Sender is already running.
+	ErrRunning = errors.New("sender is already running")
+	// ErrDrainTimeout cancels sends still running DrainTimeout after Run's ctx ended.
+	ErrDrainTimeout = errors.New("drain timeout: sender stopped")
+	// ErrSendTimeout is the cause of an attempt's context when the channel's timeout expires.
+	ErrSendTimeout = errors.New("send timeout")
+)

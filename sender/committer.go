@@ -1,0 +1,140 @@
+package sender
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"notifier/render"
+	"notifier/state"
+)
+
+// committer writes outcomes back to the store in groups: one Complete (one synced Badger
+// transaction) per group, so the outcome rate is not bounded by the fsync rate. A group closes
+// after CompleteBatch outcomes or CompleteDelay after its first, and whatever arrives while a
+// group is written forms the next one. Each outcome is logged and counted only once written.
+type committer struct {
+	s    *Sender
+	stop context.CancelCauseFunc // stops the loop when the store fails for good
+	err  error
+}
+
+const completeTries = 5
+
+func (c *committer) run(ctx context.Context) {
+	s := c.s
+	batch := make([]outcome, 0, s.opts.CompleteBatch)
+	outs := make([]state.Outcome, 0, s.opts.CompleteBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		o, ok := <-s.done
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], o)
+		timer.Reset(s.opts.CompleteDelay)
+		open := true
+	gather:
+		for len(batch) < s.opts.CompleteBatch {
+			select {
+			case o, ok := <-s.done:
+				if !ok {
+					open = false
+					break gather
+				}
+				batch = append(batch, o)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		outs = outs[:0]
+		for i := range batch {
+			outs = append(outs, batch[i].Outcome)
+		}
+		c.write(ctx, batch, outs)
+		if !open {
+			return
+		}
+	}
+}
+
+// write completes one group, retrying a failing store a few times; if it keeps failing the
+// loop is stopped and the group stays `sending` in the store for Settle at the next start.
+func (c *committer) write(ctx context.Context, batch []outcome, outs []state.Outcome) {
+	s := c.s
+	defer func() {
+		s.claimed.Add(-int64(len(batch)))
+		s.signal()
+	}()
+	if c.err != nil {
+		return
+	}
+	var err error
+	for try := 0; try < completeTries; try++ {
+		if err = s.opts.Store.Complete(ctx, outs); err == nil {
+			break
+		}
+		s.metrics.writeErrors.Inc()
+		s.log.Error("write outcomes", "count", len(outs), "try", try+1, "err", err)
+		time.Sleep(50 * time.Millisecond << try)
+	}
+	if err != nil {
+		c.err = fmt.Errorf("sender: complete %d outcomes: %w", len(outs), err)
+		c.stop(c.err)
+		return
+	}
+	for i := range batch {
+		c.record(&batch[i])
+	}
+}
+
+// record logs one state change and counts it.
+func (c *committer) record(o *outcome) {
+	s, m := c.s, o.msg
+	ch := m.Channel
+	if o.rt == nil && o.Reason == string(ReasonUnknownChannel) {
+		ch = "unknown"
+	}
+	attrs := []any{"key", m.Key, "channel", m.Channel, "rule", m.Rule, "to", render.Mask(m.To), "attempt", m.Attempts}
+	switch o.Result {
+	case state.ResultSent:
+		s.metrics.counter("notifier_messages_sent_total", "channel", ch, "rule", m.Rule).Inc()
+		s.log.Info("message sent", append(attrs, "provider_id", o.ProviderID)...)
+	case state.ResultRetry:
+		s.metrics.counter("notifier_messages_retried_total", "channel", ch, "reason", o.Reason).Inc()
+		s.log.Warn("send failed, will retry", append(attrs, "reason", o.Reason, "retry_at", o.RetryAt, "err", maskedError(o))...)
+	case state.ResultDead:
+		s.metrics.counter("notifier_messages_dead_total", "channel", ch, "reason", o.Reason).Inc()
+		s.log.Error("message dead", append(attrs, "reason", o.Reason, "err", maskedError(o))...)
+	case state.ResultUncertain:
+		s.metrics.counter("notifier_messages_uncertain_total", "channel", ch, "", "").Inc()
+		s.log.Error("message uncertain, not resent by itself",
+			append(attrs, "reason", o.Reason, "cause", o.cause, "err", maskedError(o))...)
+	case state.ResultDefer:
+		s.metrics.counter("notifier_messages_deferred_total", "channel", ch, "reason", o.Reason).Inc()
+		s.log.Info("message deferred", append(attrs, "reason", o.Reason, "until", o.RetryAt)...)
+	case state.ResultSkipped:
+		s.metrics.counter("notifier_messages_cancelled_total", "channel", ch, "reason", o.Reason).Inc()
+		s.log.Info("message dropped", append(attrs, "reason", o.Reason, "err", maskedError(o))...)
+	default:
+		s.log.Log(context.Background(), slog.LevelError, "unknown outcome", append(attrs, "result", o.Result)...)
+	}
+}
+
+// maskedError is the outcome's error text with the recipient masked (providers echo it).
+func maskedError(o *outcome) string {
+	e, to := o.Error, o.msg.To
+	if to == "" || e == "" {
+		return e
+	}
+	masked := render.Mask(to)
+	e = strings.ReplaceAll(e, to, masked)
+	if t := strings.TrimPrefix(to, "+"); t != to && len(t) >= 6 {
+		e = strings.ReplaceAll(e, t, masked)
+	}
+	return e
+}

@@ -1,0 +1,485 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"notifier/state"
+)
+
+// Queue is what the sender needs from the store; *state.Store satisfies it.
+type Queue interface {
+	// Claim durably marks up to limit due messages `sending` and returns them.
+	Claim(ctx context.Context, now time.Time, limit int) ([]*state.Message, error)
+	// Complete records outcomes in one transaction.
+	Complete(ctx context.Context, outs []state.Outcome) error
+	// NextDue returns the earliest due time, ok=false if nothing is pending.
+	NextDue() (time.Time, bool, error)
+}
+
+// Options configures a Sender. Zero values take the defaults noted on each field.
+type Options struct {
+	Store    Queue               // required
+	Channels map[string]*Runtime // by channel name; a message naming another channel is dead
+	// Concurrency caps sends in flight over all channels (default 64).
+	Concurrency int
+	// ClaimBatch caps the messages taken by one Claim (default 512). The loop claims ahead of
+	// the sends only as much as they consumed during the previous claim, twice over (at least
+	// Concurrency, at most ClaimBatch), so a slow provider never has a large claimed-but-not-
+	// started backlog: after a crash those are what Store.Settle finds in `sending` and, on a
+	// non-idempotent channel, turns uncertain. At most Concurrency + 2·ClaimBatch messages are
+	// claimed and not yet completed at any time.
+	ClaimBatch int
+	// PollInterval is the fallback wake-up (default 1s); the loop mainly sleeps until NextDue
+	// or a Kick.
+	PollInterval time.Duration
+	// MaxWait is the longest a claimed message waits in memory for a rate-limit slot or the
+	// end of a channel pause before it is deferred back to the store (default 1s).
+	MaxWait time.Duration
+	// CompleteBatch caps the outcomes written by one Complete (default 2048).
+	CompleteBatch int
+	// CompleteDelay is how long the first outcome of a group waits for others before the group
+	// is written (default 2ms). Outcomes arriving while a write is in progress join the next
+	// group whatever this is.
+	CompleteDelay time.Duration
+	// DrainTimeout bounds the sends still running when Run's ctx ends (default 10s); sends
+	// cut by it are retried (idempotent channels) or uncertain.
+	DrainTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger gets one line per state change (default slog.Default()).
+	Logger *slog.Logger
+	// Metrics receives the sender's series (default: a new Set the caller does not see).
+	Metrics *metrics.Set
+}
+
+// The loop's defaults.
+const (
+	DefaultConcurrency   = 64
+	DefaultClaimBatch    = 512
+	DefaultPollInterval  = time.Second
+	DefaultMaxWait       = time.Second
+	DefaultCompleteBatch = 2048
+	DefaultCompleteDelay = 2 * time.Millisecond
+	DefaultDrainTimeout  = 10 * time.Second
+	maxErrorText         = 1024 // bytes of provider answer kept in a message's LastError
+)
+
+func (o *Options) validate() error {
+	if o.Store == nil {
+		return fmt.Errorf("sender options: store: %w", ErrConfig)
+	}
+	for name, rt := range o.Channels {
+		if rt == nil {
+			return fmt.Errorf("sender options: channel %q: nil runtime: %w", name, ErrConfig)
+		}
+	}
+	if o.Concurrency < 0 || o.ClaimBatch < 0 || o.CompleteBatch < 0 {
+		return fmt.Errorf("sender options: negative concurrency or batch: %w", ErrConfig)
+	}
+	setDefault(&o.Concurrency, DefaultConcurrency)
+	setDefault(&o.ClaimBatch, DefaultClaimBatch)
+	setDefault(&o.PollInterval, DefaultPollInterval)
+	setDefault(&o.MaxWait, DefaultMaxWait)
+	setDefault(&o.CompleteBatch, DefaultCompleteBatch)
+	setDefault(&o.CompleteDelay, DefaultCompleteDelay)
+	setDefault(&o.DrainTimeout, DefaultDrainTimeout)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
+	return nil
+}
+
+func setDefault[T int | time.Duration](p *T, def T) {
+	if *p <= 0 {
+		*p = def
+	}
+}
+
+// Sender is the delivery loop. Build it with New, run it with Run.
+type Sender struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *senderMetrics
+
+	kick    chan struct{} // a Kick since the last claim
+	room    chan struct{} // a claimed message started or was completed
+	claimed atomic.Int64  // claimed and not yet completed
+	waiting atomic.Int64  // claimed and not yet handed to the channel (or finished)
+	started atomic.Int64  // handed to the channel or finished without a send, ever
+	global  chan struct{} // send slots over all channels
+	done    chan outcome  // to the committer
+	running atomic.Bool
+}
+
+// New validates opts and builds a Sender.
+func New(opts Options) (*Sender, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	return &Sender{
+		opts:    opts,
+		log:     opts.Logger,
+		now:     opts.Now,
+		metrics: newSenderMetrics(opts.Metrics),
+		kick:    make(chan struct{}, 1),
+		room:    make(chan struct{}, 1),
+		global:  make(chan struct{}, opts.Concurrency),
+	}, nil
+}
+
+// Kick wakes the loop to claim at once; the ingest side calls it after committing messages
+// that are due now. It never blocks.
+func (s *Sender) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and delivers due messages until ctx is done. Then it stops claiming, lets the
+// sends in flight finish (bounded by DrainTimeout), puts messages still waiting for a slot
+// back (deferred to now), writes every outcome and returns. It returns nil after a clean
+// stop, or the store error that stopped it.
+func (s *Sender) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer s.running.Store(false)
+
+	loopCtx, stopLoop := context.WithCancelCause(ctx)
+	defer stopLoop(nil)
+	sendCtx, cancelSends := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelSends(nil)
+
+	s.done = make(chan outcome, s.opts.Concurrency+s.opts.ClaimBatch)
+	c := &committer{s: s, stop: stopLoop}
+	committed := make(chan struct{})
+	go func() { defer close(committed); c.run(context.WithoutCancel(ctx)) }()
+
+	var wg sync.WaitGroup
+	err := s.loop(loopCtx, sendCtx, &wg)
+
+	drain := time.AfterFunc(s.opts.DrainTimeout, func() { cancelSends(ErrDrainTimeout) })
+	wg.Wait()
+	drain.Stop()
+	close(s.done)
+	<-committed
+	if c.err != nil {
+		return c.err
+	}
+	return err
+}
+
+// loop claims while there is room and something is due, and sleeps otherwise. It keeps at
+// most `target` claimed messages waiting to start; target follows the consumption (see
+// Options.ClaimBatch).
+func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
+	capacity := int64(s.opts.Concurrency + 2*s.opts.ClaimBatch)
+	minTarget, maxTarget := int64(min(s.opts.Concurrency, s.opts.ClaimBatch)), int64(s.opts.ClaimBatch)
+	target, lastStarted := minTarget, s.started.Load()
+	idle := false // the last claim found nothing
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		room := min(target-s.waiting.Load(), capacity-s.claimed.Load())
+		if room < max(1, target/2) && s.claimed.Load() > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.room:
+			}
+			continue
+		}
+		select { // a Kick before this claim is served by it
+		case <-s.kick:
+		default:
+		}
+		limit := int(room)
+		now := s.now()
+		msgs, err := s.opts.Store.Claim(ctx, now, limit)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("claim due messages", "err", err)
+			s.metrics.claimErrors.Inc()
+			s.sleep(ctx, s.opts.PollInterval)
+			continue
+		}
+		started := s.started.Load()
+		target = min(max(2*(started-lastStarted), minTarget), maxTarget)
+		lastStarted = started
+		for _, m := range msgs {
+			s.claimed.Add(1)
+			s.waiting.Add(1)
+			if !m.DueAt.IsZero() {
+				s.metrics.lateness.Update(now.Sub(m.DueAt).Seconds())
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.deliver(ctx, sendCtx, m)
+			}()
+		}
+		if len(msgs) == limit {
+			idle = false
+			continue // more may be due
+		}
+		s.wait(ctx, now, idle && len(msgs) == 0)
+		idle = len(msgs) == 0
+	}
+}
+
+// signal wakes the loop if it waits for room.
+func (s *Sender) signal() {
+	select {
+	case s.room <- struct{}{}:
+	default:
+	}
+}
+
+// startedOne records that a claimed message no longer waits to start.
+func (s *Sender) startedOne() {
+	s.waiting.Add(-1)
+	s.started.Add(1)
+	s.signal()
+}
+
+// wait sleeps until the next due time, a Kick, or PollInterval, whichever is first.
+func (s *Sender) wait(ctx context.Context, now time.Time, idle bool) {
+	d := s.opts.PollInterval
+	if next, ok, err := s.opts.Store.NextDue(); err != nil {
+		s.log.Error("read next due time", "err", err)
+	} else if ok {
+		switch until := next.Sub(now); {
+		case until > 0:
+			d = min(d, until)
+		case !idle:
+			d = time.Millisecond // due now: claimed concurrently with an insert; look again
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-s.kick:
+	case <-t.C:
+	}
+}
+
+func (s *Sender) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// outcome is a result on its way to the store, with what the log line and metrics need.
+type outcome struct {
+	state.Outcome
+	msg   *state.Message
+	rt    *Runtime
+	cause string // the reason behind an uncertain or retried result, for the log
+}
+
+// deliver applies the channel's policies to one claimed message, sends it and hands the
+// outcome to the committer. ctx ends waiting (the message is put back); sendCtx ends a send.
+func (s *Sender) deliver(ctx, sendCtx context.Context, m *state.Message) {
+	rt := s.opts.Channels[m.Channel]
+	if rt == nil {
+		s.startedOne()
+		s.finish(outcome{msg: m, Outcome: state.Outcome{Key: m.Key, Result: state.ResultDead, At: s.now(),
+			Reason: string(ReasonUnknownChannel), Error: fmt.Sprintf("channel %q is not configured", m.Channel)}})
+		return
+	}
+	out, ok := s.admit(ctx, rt, m)
+	s.startedOne()
+	if !ok {
+		s.finish(out)
+		return
+	}
+	s.finish(s.send(sendCtx, rt, m))
+}
+
+// admit applies max_age, quiet hours, the pause, the recipient and daily caps and the rate
+// limit, waiting up to MaxWait, then takes a channel and a global send slot. It returns
+// ok=false with the outcome (deferred, dead or cancelled) when the message is not to be sent
+// now.
+func (s *Sender) admit(ctx context.Context, rt *Runtime, m *state.Message) (outcome, bool) {
+	now := s.now()
+	defer_ := func(at time.Time, r Reason) (outcome, bool) {
+		return outcome{msg: m, rt: rt, Outcome: state.Outcome{Key: m.Key, Result: state.ResultDefer, At: now,
+			RetryAt: at, Reason: string(r)}}, false
+	}
+	if now.Sub(origin(m)) > rt.cfg.MaxAge {
+		return outcome{msg: m, rt: rt, Outcome: state.Outcome{Key: m.Key, Result: state.ResultDead, At: now,
+			Reason: string(ReasonMaxAge), Error: fmt.Sprintf("not sent within max_age %s", rt.cfg.MaxAge)}}, false
+	}
+	if end, quiet := rt.quiet.end(now); quiet {
+		return defer_(end, ReasonQuietHours)
+	}
+	if p := rt.PausedUntil(); p.After(now.Add(s.opts.MaxWait)) {
+		// Spread the crowd over MaxWait so it does not come back as one burst.
+		return defer_(p.Add(time.Duration(rand.Int64N(int64(s.opts.MaxWait)))), ReasonRateLimited)
+	}
+	if at, ok := rt.recipients.take(m.To, now); !ok {
+		if rt.cfg.PerRecipient.Excess == ExcessDrop {
+			return outcome{msg: m, rt: rt, Outcome: state.Outcome{Key: m.Key, Result: state.ResultSkipped, At: now,
+				Reason: string(ReasonRecipientCap), Error: fmt.Sprintf("more than %d messages per %s to this recipient",
+					rt.cfg.PerRecipient.Max, rt.cfg.PerRecipient.Per)}}, false
+		}
+		return defer_(at, ReasonRecipientCap)
+	}
+	undo := func() { rt.recipients.undo(m.To); rt.daily.undo() }
+	if at, ok := rt.daily.take(now); !ok {
+		rt.recipients.undo(m.To)
+		return defer_(at, ReasonDailyCap)
+	}
+	at := now
+	if rt.limiter != nil {
+		var ok bool
+		if at, ok = rt.limiter.reserve(now, s.opts.MaxWait); !ok {
+			undo()
+			return defer_(at, ReasonRateLimited)
+		}
+	}
+	if p := rt.PausedUntil(); p.After(at) {
+		at = p
+	}
+	if d := at.Sub(now); d > 0 && !s.sleepUntil(ctx, d) {
+		undo()
+		return defer_(now, ReasonShutdown)
+	}
+	select {
+	case rt.slots <- struct{}{}:
+	case <-ctx.Done():
+		undo()
+		return defer_(now, ReasonShutdown)
+	}
+	select {
+	case s.global <- struct{}{}:
+	case <-ctx.Done():
+		<-rt.slots
+		undo()
+		return defer_(now, ReasonShutdown)
+	}
+	return outcome{}, true
+}
+
+// sleepUntil waits d, or returns false if ctx ends first.
+func (s *Sender) sleepUntil(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// origin is the time m's delivery is measured from for max_age: its first failed attempt
+// (the oldest retry in its history), else the time it was due (a message claimed long after
+// its due time, e.g. after an outage, is as late as that), else its creation.
+func origin(m *state.Message) time.Time {
+	for _, a := range m.History {
+		if a.Status == state.StatusRetry {
+			return a.At
+		}
+	}
+	if !m.DueAt.IsZero() {
+		return m.DueAt
+	}
+	return m.CreatedAt
+}
+
+// send makes one attempt through the channel's slot (taken by admit) and classifies it.
+func (s *Sender) send(ctx context.Context, rt *Runtime, m *state.Message) outcome {
+	defer func() { <-s.global; <-rt.slots }()
+	start := s.now()
+	actx, cancel := context.WithTimeoutCause(ctx, rt.cfg.Timeout,
+		fmt.Errorf("channel %q: no answer within %s: %w (%w)", rt.name, rt.cfg.Timeout, ErrSendTimeout, context.DeadlineExceeded))
+	retry, err := rt.channel.Send(actx, m)
+	cancel()
+	end := s.now()
+	s.metrics.duration(rt.name).Update(end.Sub(start).Seconds())
+	if err == nil {
+		return outcome{msg: m, rt: rt, Outcome: state.Outcome{Key: m.Key, Result: state.ResultSent, At: end,
+			ProviderID: m.ProviderID}}
+	}
+	o := s.classify(rt, m, retry, err, end)
+	if o.Result != state.ResultUncertain { // surely not sent: give the caps' slots back
+		rt.recipients.undo(m.To)
+		rt.daily.undo()
+	}
+	return o
+}
+
+// classify turns a failed attempt into retry, dead or uncertain (see Channel).
+func (s *Sender) classify(rt *Runtime, m *state.Message, retry bool, err error, now time.Time) outcome {
+	reason := ReasonOf(err)
+	if errors.Is(err, ErrDrainTimeout) || errors.Is(err, context.Canceled) {
+		reason = ReasonShutdown
+	}
+	text := truncate(err.Error(), maxErrorText)
+	o := outcome{msg: m, rt: rt, cause: string(reason), Outcome: state.Outcome{Key: m.Key, At: now, Error: text}}
+	dead := func(r Reason) outcome {
+		o.Result, o.Reason = state.ResultDead, string(r)
+		return o
+	}
+	if !retry {
+		return dead(reason)
+	}
+	if !rt.cfg.Idempotent && !NotSent(err) && !answered(reason) {
+		o.Result, o.Reason = state.ResultUncertain, string(ReasonUncertain)
+		return o
+	}
+	next := now.Add(backoff(rt.cfg.Backoff, m.Attempts))
+	if ra := RetryAfterOf(err); ra > 0 {
+		rt.pauseUntil(now.Add(ra))
+		next = now.Add(ra)
+	}
+	// A provider that throttles has not taken the message: only max_age bounds those retries.
+	if reason != ReasonRateLimited && m.Attempts >= rt.cfg.MaxAttempts {
+		return dead(ReasonMaxAttempts)
+	}
+	if next.Sub(origin(m)) > rt.cfg.MaxAge {
+		return dead(ReasonMaxAge)
+	}
+	o.Result, o.Reason, o.RetryAt = state.ResultRetry, string(reason), next
+	return o
+}
+
+// finish hands an outcome to the committer.
+func (s *Sender) finish(o outcome) { s.done <- o }
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}
