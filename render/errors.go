@@ -24,7 +24,7 @@ var (
 type Error struct {
 	// Part is "text", "subject" or "html" (empty for errors about the whole message).
 	Part string
-	// Line and Col are 1-based, inside the part's source; 0 when unknown.
+	// Line and Col are 1-based, inside the part's source (Col counts bytes); 0 when unknown.
 	Line, Col int
 	// Msg says what is wrong, without the position.
 	Msg string

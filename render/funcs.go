@@ -14,23 +14,6 @@ import (
 	"unicode/utf8"
 )
 
-// The helpers (see the package documentation for examples):
-//
-//	money    {{ money .new.amount "EUR" }}        "€1,234.50" (en), "1.234,50 €" (de); exact
-//	number   {{ number .new.qty }} {{ number .new.rate 2 }}   locale separators, optional decimals
-//	date     {{ date .new.due }} {{ date .new.due "long" }}   layouts short, medium (default),
-//	         long, full, time, or a Go layout ("02.01.2006"); month/day names in the locale
-//	datetime {{ datetime .commit_time }} {{ datetime .commit_time "short" }}   date and time
-//	plural   {{ plural .count "item" "items" }}   the form for the locale's plural rule; "%d"
-//	         in a form is replaced by the number ("%d items"); ru takes 3 forms (one, few, many)
-//	truncate {{ truncate .new.text 20 }}        at most 20 characters, "..." included if cut
-//	upper, lower, title, trim                    {{ upper .new.name }}
-//	default  {{ .new.x | default "n/a" }}        the fallback when the value is NULL or ""
-//	json     {{ json .new }}                     JSON encoding (decimals as strings)
-//	mask     {{ mask .to }}                      Mask
-//
-// Dates are shown in Spec.Location; a DATE column (midnight UTC) is shown as its calendar day.
-
 // lenientFuncs take NULL arguments on purpose: their arguments are not checked for NULL.
 var lenientFuncs = map[string]bool{
 	"default": true, "json": true, "and": true, "or": true, "not": true, "eq": true, "ne": true,

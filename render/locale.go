@@ -57,8 +57,8 @@ func pluralRussian(n uint64) int {
 	return 2
 }
 
-// Locales lists the locales render knows, for documentation and validation messages.
-var Locales = []string{"en", "de", "fr", "es", "it", "ru"}
+// localeNames lists the locales render knows, in the order error messages name them.
+var localeNames = []string{"en", "de", "fr", "es", "it", "ru"}
 
 var locales = map[string]*locale{
 	"en": {
@@ -154,5 +154,5 @@ func lookupLocale(name string) (*locale, error) {
 	if l, ok := locales[base]; ok {
 		return l, nil
 	}
-	return nil, fmt.Errorf("unknown locale %q (known: %s)", name, strings.Join(Locales, ", "))
+	return nil, fmt.Errorf("unknown locale %q (known: %s)", name, strings.Join(localeNames, ", "))
 }

@@ -1,37 +1,3 @@
-// Package render turns a rule's message templates and one row's data into the text that is
-// sent: an SMS (with its GSM-7/UCS-2 encoding and segment count), an e-mail (subject, text and
-// HTML parts) or a webhook body.
-//
-// Guarantees: rendering is strict. A field that does not exist, or that is NULL where its value
-// is printed or passed to a helper, fails that one message with an error naming the field
-// (`template "repayment_due": text:1:12: field new.amount is NULL`), never a "<no value>" or a
-// blank in the text; `default` is the explicit way to allow NULL, and the condition of
-// if/with/range may test a NULL. Money is formatted from the exact decimal, never through a
-// float. HTML parts are auto-escaped (html/template), a subject is one line (a line break
-// would be a header injection), and an SMS longer than the rule's max_segments fails instead of
-// being sent. A compiled Template is safe for concurrent use.
-//
-// Templates are Go text/template (html/template for the HTML part) with these helpers:
-//
-//	money    {{ money .new.amount "EUR" }}        "€1,234.50" (en), "1.234,50 €" (de)
-//	number   {{ number .new.qty }}, {{ number .new.rate 2 }}   locale separators, decimals
-//	date     {{ date .new.due }}, {{ date .new.due "long" }}   layouts short, medium (default),
-//	         long, full, time, or a Go layout ("02.01.2006"); month and day names in the locale
-//	datetime {{ datetime .commit_time }}, {{ datetime .commit_time "short" }}   date and time
-//	plural   {{ plural .count "item" "items" }}   the locale's plural form; "%d" in a form is
-//	         replaced by the count ("%d items"); ru takes 3 forms (one, few, many)
-//	truncate {{ truncate .new.text 20 }}          at most 20 characters, "..." included if cut
-//	upper, lower, title, trim                      {{ upper .new.name }}
-//	default  {{ .new.x | default "n/a" }}          the fallback when the value is NULL or ""
-//	json     {{ json .new }}                       JSON (decimals as strings); for webhooks
-//	mask     {{ mask .to }}                        see Mask
-//
-// Locales (Spec.Locale): en, de, fr, es, it, ru; a region ("de-AT") is accepted and ignored.
-// Separators are ASCII (a space where CLDR has a no-break space) so an SMS stays in GSM-7.
-// Dates are shown in Spec.Location, except a DATE column (cdc's midnight UTC), which is shown
-// as its calendar day.
-//
-// render depends on no other package of this module.
 package render
 
 import (
