@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"gopkg.in/yaml.v3"
 
 	"notifier/state"
@@ -322,5 +323,30 @@ func BenchmarkPublish(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
+	}
+}
+
+func TestCredsFileContentIsParsedIntoJWTAndSeed(t *testing.T) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	creds := "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QifQ.e30.c2ln\n------END NATS USER JWT------\n\n" +
+		"************************* IMPORTANT *************************\n\n" +
+		"-----BEGIN USER NKEY SEED-----\n" + string(seed) + "\n------END USER NKEY SEED------\n"
+	file := filepath.Join(t.TempDir(), "user.creds")
+	if err := os.WriteFile(file, []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Subject: "a.b", Creds: Secret{File: file}}
+	opts, err := credentials(&cfg)
+	if err != nil || len(opts) != 1 {
+		t.Fatalf("credentials: %d options, %v", len(opts), err)
+	}
+	// A seed without a JWT is refused, and the error does not quote the file.
+	os.WriteFile(file, []byte("-----BEGIN USER NKEY SEED-----\n"+string(seed)+"\n------END USER NKEY SEED------\n"), 0o600)
+	if _, err := credentials(&cfg); !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), string(seed)) {
+		t.Fatalf("seed-only creds: %v", err)
 	}
 }

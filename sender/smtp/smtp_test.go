@@ -360,6 +360,17 @@ func TestImplicitTLSWithAuthLogin(t *testing.T) {
 	}
 }
 
+func TestPlainConnectionWithInsecureAuthAllowed(t *testing.T) {
+	ts := startServer(t, serverOpts{noTLS: true, user: "u", pass: "pw"})
+	cfg := Config{Host: "127.0.0.1", Port: ts.Port, TLS: TLSNone, From: "n@example.com",
+		Username: "u", Password: SecretValue("pw"), AllowInsecureAuth: true}
+	ch := newChannel(t, cfg)
+	send(t, ch, mailMessage("k1", "a@example.org"))
+	if _, _, _, msgs := ts.snapshot(); len(msgs) != 1 || msgs[0].TLS || msgs[0].User != "u" {
+		t.Fatalf("accepted %+v, want one in clear as u", msgs)
+	}
+}
+
 func TestUntrustedCertificateFailsAsConnectionError(t *testing.T) {
 	ts := startServer(t, serverOpts{})
 	cfg := baseConfig(ts)
