@@ -248,7 +248,7 @@ func (e *Evaluator) effect(r *Rule, ch *cdc.Change, meta Meta, table any) Effect
 			return fail("at", err)
 		}
 		at, ok := v.(time.Time)
-		if !ok {
+		if !ok || at.IsZero() {
 			return fail("at", typeErr("a time", v))
 		}
 		eff.At = at
