@@ -58,8 +58,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Message, error) {
 				return err
 			}
 			key := string(it.Item().Key()[len(prefixMsg):])
-			var m *Message
-			if err := it.Item().Value(func(v []byte) (err error) { m, err = decodeMessage(key, v); return err }); err != nil {
+			m, err := readMessage(txn, key, it.Item())
+			if err != nil {
 				return err
 			}
 			if f.match(m) {
@@ -135,7 +135,7 @@ func (s *Store) operate(ctx context.Context, what, key string, from []Status, fn
 		}
 		now := s.opts.Now()
 		st, errText, reason := fn(m, now)
-		if err := transition(txn, fx, m, prev, st, now, errText, reason); err != nil {
+		if err := transition(txn, fx, m, prev, st, now, errText, reason, false); err != nil {
 			return err
 		}
 		return ctx.Err()
@@ -252,6 +252,9 @@ func expireStatus(txn *badger.Txn, fx *effects, st Status, cutoff int64, limit i
 		}
 		fx.count(st, -1)
 		if err := txn.Delete(msgKey(e.key)); err != nil {
+			return 0, err
+		}
+		if err := txn.Delete(bodyKey(e.key)); err != nil {
 			return 0, err
 		}
 		if m.Slot != "" {

@@ -293,7 +293,7 @@ func insertMessage(txn *badger.Txn, fx *effects, m *Message, now time.Time) (boo
 	if found {
 		return false, nil
 	}
-	if err := fx.put(txn, withDefaults(m, StatusReady, now), nil); err != nil {
+	if err := fx.put(txn, withDefaults(m, StatusReady, now), nil, true); err != nil {
 		return false, fmt.Errorf("insert message %q: %w", m.Key, err)
 	}
 	return true, nil
@@ -308,14 +308,15 @@ func appendHistory(h []Attempt, a Attempt) []Attempt {
 }
 
 // transition moves m (stored with header prev) to st and writes it with a History entry.
-func transition(txn *badger.Txn, fx *effects, m *Message, prev *recordMeta, st Status, now time.Time, errText, reason string) error {
+// body rewrites the body record too (after adopt).
+func transition(txn *badger.Txn, fx *effects, m *Message, prev *recordMeta, st Status, now time.Time, errText, reason string, body bool) error {
 	m.Status = st
 	m.UpdatedAt = now
 	if reason != "" {
 		m.Reason = reason
 	}
 	m.History = appendHistory(m.History, Attempt{At: now, Status: st, Error: errText})
-	if err := fx.put(txn, m, prev); err != nil {
+	if err := fx.put(txn, m, prev, body); err != nil {
 		return fmt.Errorf("message %q to %s: %w", m.Key, st, err)
 	}
 	return nil
@@ -378,7 +379,7 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, now time.Time
 		case err != nil:
 			return err
 		case pendingForSlot(old.Status):
-			if err := transition(txn, fx, old, prev, StatusCancelled, now, "", ReasonRescheduled); err != nil {
+			if err := transition(txn, fx, old, prev, StatusCancelled, now, "", ReasonRescheduled, false); err != nil {
 				return err
 			}
 			replaced = true
@@ -387,7 +388,7 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, now time.Time
 	cur, prev, err := getMessage(txn, m.Key)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		if err := fx.put(txn, m, nil); err != nil {
+		if err := fx.put(txn, m, nil, true); err != nil {
 			return fmt.Errorf("insert reminder %q: %w", m.Key, err)
 		}
 		if replaced {
@@ -399,13 +400,13 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, now time.Time
 		return err
 	case cur.Status == StatusScheduled && !cur.DueAt.Equal(m.DueAt):
 		adopt(cur, m)
-		if err := transition(txn, fx, cur, prev, StatusScheduled, now, "", ""); err != nil {
+		if err := transition(txn, fx, cur, prev, StatusScheduled, now, "", "", true); err != nil {
 			return err
 		}
 		res.Rescheduled++
 	case revivable(cur):
 		adopt(cur, m)
-		if err := transition(txn, fx, cur, prev, StatusScheduled, now, "", ""); err != nil {
+		if err := transition(txn, fx, cur, prev, StatusScheduled, now, "", "", true); err != nil {
 			return err
 		}
 		if replaced {
@@ -444,7 +445,7 @@ func cancelSlot(txn *badger.Txn, fx *effects, slot string, v int64, now time.Tim
 	case err != nil:
 		return err
 	case pendingForSlot(m.Status):
-		if err := transition(txn, fx, m, prev, StatusCancelled, now, "", ReasonRuleCancel); err != nil {
+		if err := transition(txn, fx, m, prev, StatusCancelled, now, "", ReasonRuleCancel, false); err != nil {
 			return err
 		}
 		res.Cancelled++

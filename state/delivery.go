@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -86,12 +87,12 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	defer s.claimMu.Unlock()
 	s.lowMu.Lock()
 	start := s.low
-	s.dirtyLow = math.MaxInt64
+	s.dirtyLow = nil
 	s.lowMu.Unlock()
 
 	nowMs := unixMs(now)
 	var out []*Message
-	var next int64
+	var next []byte
 	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
 		out = out[:0]
 		keys, dues, n, err := scanDue(txn, start, nowMs, limit)
@@ -112,9 +113,12 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	})
 	s.lowMu.Lock()
 	if err == nil {
-		s.low = min(next, s.dirtyLow)
+		s.low = next
+		if s.dirtyLow != nil && bytes.Compare(s.dirtyLow, next) < 0 {
+			s.low = s.dirtyLow
+		}
 	}
-	s.dirtyLow = math.MaxInt64
+	s.dirtyLow = nil
 	s.lowMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("claim due messages: %w", err)
@@ -122,29 +126,30 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	return out, nil
 }
 
-// scanDue lists up to limit due entries with time <= nowMs from start on, and the new
-// low-water mark: the time of the first entry not taken, or of the last one taken.
-func scanDue(txn *badger.Txn, start, nowMs int64, limit int) (keys []string, dues []int64, next int64, err error) {
+// scanDue lists up to limit due entries with time <= nowMs from the key start on, and the new
+// low-water mark: the key of the first entry not taken, or just after the last one taken.
+func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (keys []string, dues []int64, next []byte, err error) {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
 	defer it.Close()
 	next = start
-	for it.Seek(dueSeek(start)); it.Valid(); it.Next() {
-		ms, key, ok := parseDueKey(it.Item().Key())
+	for it.Seek(start); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		ms, key, ok := parseDueKey(k)
 		if !ok {
 			continue
 		}
 		if ms > nowMs || len(keys) >= limit {
-			return keys, dues, ms, nil
+			return keys, dues, it.Item().KeyCopy(nil), nil
 		}
 		keys = append(keys, string(key))
 		dues = append(dues, ms)
-		next = max(next, ms)
+		next = append(it.Item().KeyCopy(nil), 0) // the smallest key after this one
 	}
 	return keys, dues, next, nil
 }
 
 // claimOne moves one due message to sending by patching its record header in place (no
-// re-encode: see codec.go). A due entry whose record is gone, not pending or due at another
+// re-encode, and the body is only read: see codec.go). A due entry whose record is gone, not pending or due at another
 // time is stale and simply removed. A corrupt record is logged, taken out of the due index and
 // left for the operator rather than blocking the queue.
 func claimOne(txn *badger.Txn, fx *effects, key string, dueMs, nowMs int64) (*Message, error) {
@@ -168,9 +173,21 @@ func claimOne(txn *badger.Txn, fx *effects, key string, dueMs, nowMs int64) (*Me
 	cur.attempts = min(prev.attempts+1, math.MaxInt32)
 	cur.updated = nowMs
 	patchMeta(val, cur)
-	m, err := decodeOwned(key, val)
+	body, err := txn.Get(bodyKey(key))
 	if err != nil {
+		return nil, fmt.Errorf("read message %q body: %w", key, err)
+	}
+	var m *Message
+	err = body.Value(func(bv []byte) error {
+		var derr error
+		m, derr = decodeMessage(key, val, bv)
+		return derr
+	})
+	if errors.Is(err, ErrCorrupt) {
 		return nil, txn.Delete(dueKey(dueMs, key))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := txn.Set(msgKey(key), val); err != nil {
 		return nil, fmt.Errorf("claim message %q: %w", key, err)
@@ -194,7 +211,7 @@ func (s *Store) NextDue() (t time.Time, ok bool, err error) {
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
 		defer it.Close()
-		for it.Seek(dueSeek(start)); it.Valid(); it.Next() {
+		for it.Seek(start); it.Valid(); it.Next() {
 			if ms, _, valid := parseDueKey(it.Item().Key()); valid {
 				t, ok = fromMs(ms), true
 				return nil
@@ -242,7 +259,7 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 }
 
 func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome) error {
-	m, prev, err := getMessage(txn, o.Key)
+	m, prev, err := getState(txn, o.Key) // the body is not rewritten
 	if err != nil {
 		return fmt.Errorf("complete: %w", err)
 	}
@@ -276,7 +293,7 @@ func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome) error {
 		st = StatusScheduled
 		m.DueAt = retryAt
 		m.Attempts = max(0, m.Attempts-1)
-		return transition(txn, fx, m, prev, st, at, o.Reason, "")
+		return transition(txn, fx, m, prev, st, at, o.Reason, "", false)
 	case ResultSkipped:
 		st = StatusSkipped
 	default:
@@ -286,7 +303,7 @@ func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome) error {
 	if errText == "" && st != StatusSent {
 		errText = o.Reason
 	}
-	return transition(txn, fx, m, prev, st, at, errText, o.Reason)
+	return transition(txn, fx, m, prev, st, at, errText, o.Reason, false)
 }
 
 // Settle runs once at start, before the sender: every message left in `sending` by a crash
@@ -320,10 +337,10 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 				}
 				if idempotent != nil && idempotent(m.Channel) {
 					m.DueAt = now
-					err = transition(txn, fx, m, prev, StatusReady, now, ReasonCrashDuringSend, "")
+					err = transition(txn, fx, m, prev, StatusReady, now, ReasonCrashDuringSend, "", false)
 					r++
 				} else {
-					err = transition(txn, fx, m, prev, StatusUncertain, now, ReasonCrashDuringSend, ReasonCrashDuringSend)
+					err = transition(txn, fx, m, prev, StatusUncertain, now, ReasonCrashDuringSend, ReasonCrashDuringSend, false)
 					u++
 				}
 				if err != nil {

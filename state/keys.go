@@ -10,7 +10,8 @@ import (
 // big-endian uint64 Unix milliseconds, so byte order is time order.
 //
 //	cp                                        checkpoint (encodeCheckpoint)
-//	m/<key>                                   message record (encodeMessage)
+//	m/<key>                                   message state record (encodeState)
+//	b/<key>                                   message body record (encodeBody)
 //	d/<due ms:8>/<key>                        due index, empty value: one entry per message in
 //	                                          scheduled, ready or retry (always with DueAt set)
 //	i/<status:1>/<updated ms:8>/<key>         status index, empty value: List --state, Counts at
@@ -25,6 +26,7 @@ import (
 // group value can never make two windows share a prefix.
 const (
 	prefixMsg     = "m/"
+	prefixBody    = "b/"
 	prefixDue     = "d/"
 	prefixStatus  = "i/"
 	prefixSlot    = "s/"
@@ -63,6 +65,11 @@ func fromMs(ms int64) time.Time {
 func msgKey(key string) []byte {
 	b := make([]byte, 0, len(prefixMsg)+len(key))
 	return append(append(b, prefixMsg...), key...)
+}
+
+func bodyKey(key string) []byte {
+	b := make([]byte, 0, len(prefixBody)+len(key))
+	return append(append(b, prefixBody...), key...)
 }
 
 // dueSeek is the first possible due key at ms.

@@ -25,11 +25,11 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"sync"
 
@@ -55,14 +55,17 @@ type Store struct {
 	// claimMu serialises Claim callers; the low-water cursor logic relies on it.
 	claimMu sync.Mutex
 
-	// lowMu guards the due index low-water mark: no due entry is below low (ms). Claim seeks
-	// from it instead of from the start of d/, which is full of tombstones of fired entries
-	// (LIMITS.md: a scan from the start is 14× slower). Any committed insert below it lowers
-	// it; dirtyLow records the lowest insert since the running Claim began, so that a Claim
-	// finishing with a higher mark never hides an entry committed while it ran.
+	// lowMu guards the due index low-water mark: no due entry sorts below the key low. Claim
+	// seeks from it instead of from the start of d/, which is full of tombstones of claimed
+	// entries (LIMITS.md: a scan from the start is 14× slower). It is a full key, not a time,
+	// because 200k reminders due in the same second share a few milliseconds: a time mark
+	// would walk every tombstone of that millisecond on each Claim. Any committed due entry
+	// below it lowers it; dirtyLow (nil: none) records the lowest since the running Claim
+	// began, so that a Claim finishing with a higher mark never hides an entry committed while
+	// it ran.
 	lowMu    sync.Mutex
-	low      int64
-	dirtyLow int64
+	low      []byte
+	dirtyLow []byte
 
 	// countMu guards counts: messages per status, loaded at Open from the status index and
 	// updated after every commit.
@@ -95,7 +98,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, dirtyLow: math.MaxInt64}
+	s := &Store{db: db, opts: opts, log: opts.Logger, low: []byte(prefixDue)}
 	if err := s.loadCounts(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
@@ -145,22 +148,28 @@ func (s *Store) loadCounts() error {
 // mark). They are applied only after a successful commit, and reset when a transaction is
 // retried.
 type effects struct {
-	minDue int64
+	minDue []byte // the lowest due key written, nil if none
 	counts [statusSlots]int
 }
 
-func newEffects() *effects { return &effects{minDue: math.MaxInt64} }
+func newEffects() *effects { return &effects{} }
 
 // hasDue reports whether a message in st has an entry in the due index.
 func hasDue(st Status) bool {
 	return st == StatusScheduled || st == StatusReady || st == StatusRetry
 }
 
-// put writes the record of m and keeps the due and status indexes in step with it. prev is
-// the header of the stored record, nil when m is new.
-func (fx *effects) put(txn *badger.Txn, m *Message, prev *recordMeta) error {
-	if err := txn.Set(msgKey(m.Key), encodeMessage(nil, m)); err != nil {
+// put writes the state record of m (and its body when body is true; always when m is new)
+// and keeps the due and status indexes in step with it. prev is the header of the stored
+// record, nil when m is new.
+func (fx *effects) put(txn *badger.Txn, m *Message, prev *recordMeta, body bool) error {
+	if err := txn.Set(msgKey(m.Key), encodeState(make([]byte, 0, 64), m)); err != nil {
 		return err
+	}
+	if body || prev == nil {
+		if err := txn.Set(bodyKey(m.Key), encodeBody(make([]byte, 0, encodedSize(m)), m)); err != nil {
+			return err
+		}
 	}
 	return fx.reindex(txn, m.Key, prev, metaOf(m))
 }
@@ -181,10 +190,13 @@ func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur re
 		}
 	}
 	if hasDue(cur.status) && (prev == nil || !hasDue(prev.status) || prev.due != cur.due) {
-		if err := txn.Set(dueKey(cur.due, key), nil); err != nil {
+		dk := dueKey(cur.due, key)
+		if err := txn.Set(dk, nil); err != nil {
 			return err
 		}
-		fx.minDue = min(fx.minDue, cur.due)
+		if fx.minDue == nil || bytes.Compare(dk, fx.minDue) < 0 {
+			fx.minDue = dk
+		}
 	}
 	if prev == nil || prev.status != cur.status || prev.updated != cur.updated {
 		if err := txn.Set(statusKey(cur.status, cur.updated, key), nil); err != nil {
@@ -227,7 +239,7 @@ func (s *Store) update(ctx context.Context, fn func(txn *badger.Txn, fx *effects
 }
 
 func (s *Store) commitEffects(fx *effects) {
-	if fx.minDue != math.MaxInt64 {
+	if fx.minDue != nil {
 		s.lowerDue(fx.minDue)
 	}
 	s.countMu.Lock()
@@ -237,16 +249,38 @@ func (s *Store) commitEffects(fx *effects) {
 	s.countMu.Unlock()
 }
 
-// lowerDue records a committed due entry at ms: the low-water mark must not be above it.
-func (s *Store) lowerDue(ms int64) {
+// lowerDue records a committed due entry key: the low-water mark must not be above it.
+func (s *Store) lowerDue(key []byte) {
 	s.lowMu.Lock()
-	s.low = min(s.low, ms)
-	s.dirtyLow = min(s.dirtyLow, ms)
+	if bytes.Compare(key, s.low) < 0 {
+		s.low = key
+	}
+	if s.dirtyLow == nil || bytes.Compare(key, s.dirtyLow) < 0 {
+		s.dirtyLow = key
+	}
 	s.lowMu.Unlock()
 }
 
-// getMessage reads and decodes m/<key> inside txn; ErrNotFound if absent.
+// getMessage reads and decodes message key inside txn; ErrNotFound if absent.
 func getMessage(txn *badger.Txn, key string) (*Message, *recordMeta, error) {
+	item, err := txn.Get(msgKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil, fmt.Errorf("message %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read message %q: %w", key, err)
+	}
+	m, err := readMessage(txn, key, item)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta := metaOf(m)
+	return m, &meta, nil
+}
+
+// getState reads and decodes only the state record of message key (the body fields stay
+// empty): enough for a transition that does not rewrite the body.
+func getState(txn *badger.Txn, key string) (*Message, *recordMeta, error) {
 	item, err := txn.Get(msgKey(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil, fmt.Errorf("message %q: %w", key, ErrNotFound)
@@ -257,7 +291,7 @@ func getMessage(txn *badger.Txn, key string) (*Message, *recordMeta, error) {
 	var m *Message
 	err = item.Value(func(v []byte) error {
 		var derr error
-		m, derr = decodeMessage(key, v)
+		m, derr = decodeState(key, v)
 		return derr
 	})
 	if err != nil {
@@ -265,6 +299,23 @@ func getMessage(txn *badger.Txn, key string) (*Message, *recordMeta, error) {
 	}
 	meta := metaOf(m)
 	return m, &meta, nil
+}
+
+// readMessage decodes message key from its state item and the body read in txn.
+func readMessage(txn *badger.Txn, key string, state *badger.Item) (*Message, error) {
+	bodyItem, err := txn.Get(bodyKey(key))
+	if err != nil {
+		return nil, fmt.Errorf("read message %q body: %w", key, err)
+	}
+	var m *Message
+	err = state.Value(func(sv []byte) error {
+		return bodyItem.Value(func(bv []byte) error {
+			var derr error
+			m, derr = decodeMessage(key, sv, bv)
+			return derr
+		})
+	})
+	return m, err
 }
 
 // Get returns the message with that key, or an error wrapping ErrNotFound.

@@ -255,7 +255,7 @@ func TestMessageRecordRoundTrips(t *testing.T) {
 		UpdatedAt: t0.Add(2 * time.Second), LastError: "e", Reason: "why", ProviderID: "p", Origin: "0-1-2#3",
 		Slot: "r/1", Recheck: "x > 1", History: []Attempt{{At: t0, Status: StatusRetry, Error: "503"}}}
 	for _, m := range []*Message{full, {Key: "empty"}} {
-		got, err := decodeMessage(m.Key, encodeMessage(nil, m))
+		got, err := decodeMessage(m.Key, encodeState(nil, m), encodeBody(nil, m))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,23 +263,27 @@ func TestMessageRecordRoundTrips(t *testing.T) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, m)
 		}
 	}
-	if _, err := decodeMessage("k", encodeMessage(nil, full)[:30]); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("truncated record: err = %v, want ErrCorrupt", err)
+	if _, err := decodeMessage("k", encodeState(nil, full)[:30], encodeBody(nil, full)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated state: err = %v, want ErrCorrupt", err)
+	}
+	if _, err := decodeMessage("k", encodeState(nil, full), encodeBody(nil, full)[:30]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated body: err = %v, want ErrCorrupt", err)
 	}
 }
 
 func FuzzDecodeMessage(f *testing.F) {
-	f.Add(encodeMessage(nil, &Message{Key: "k", Text: "hi", History: []Attempt{{Error: "x"}}}))
-	f.Add(encodeMessage(nil, &Message{}))
-	f.Add([]byte{1})
-	f.Add(bytes.Repeat([]byte{0xff}, 40))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeMessage("k", b)
+	m := &Message{Key: "k", Text: "hi", Data: []byte("{}"), History: []Attempt{{Error: "x"}}}
+	f.Add(encodeState(nil, m), encodeBody(nil, m))
+	f.Add(encodeState(nil, &Message{}), encodeBody(nil, &Message{}))
+	f.Add([]byte{1}, []byte{1})
+	f.Add(bytes.Repeat([]byte{0xff}, 40), bytes.Repeat([]byte{0x01}, 40))
+	f.Fuzz(func(t *testing.T, state, body []byte) {
+		m, err := decodeMessage("k", state, body)
 		if err != nil {
 			return
 		}
-		// Whatever decodes re-encodes to a record that decodes to the same message.
-		again, err := decodeMessage("k", encodeMessage(nil, m))
+		// Whatever decodes re-encodes to records that decode to the same message.
+		again, err := decodeMessage("k", encodeState(nil, m), encodeBody(nil, m))
 		if err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}
