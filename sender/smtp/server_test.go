@@ -173,7 +173,7 @@ func (s *session) Mail(from string, _ *gosmtp.MailOptions) error {
 
 func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	if strings.HasPrefix(to, "unknown@") {
-		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "mailbox unavailable"}
+		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: mailbox unavailable"}
 	}
 	s.to = to
 	return nil

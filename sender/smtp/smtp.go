@@ -11,7 +11,8 @@
 //     connection after the end of data was written, without a reply, wraps ErrUncertain and
 //     reports NotSent()=false, so the sender makes the message uncertain on a non-idempotent
 //     channel. Everything before that point reports NotSent()=true.
-//   - The password is never part of an error or a log line; recipients are not logged.
+//   - The password is never part of an error or a log line; recipients are not logged, and a
+//     server reply that quotes the recipient is masked (render.Mask) in the error.
 //
 // Connections are reused: Config.Connections are kept open (one per concurrency slot), RSET
 // before each reuse, NOOP when idle longer than Config.IdleCheck, redialled after any failure.
@@ -26,12 +27,14 @@ import (
 	"log/slog"
 	"net"
 	"net/textproto"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"notifier/render"
 	"notifier/state"
 )
 
@@ -132,7 +135,10 @@ func (ch *Channel) Send(ctx context.Context, m *state.Message) (retry bool, err 
 		} else {
 			cn.lastUsed = ch.now()
 		}
-		e := &Error{Addr: ch.s.addr, Key: m.Key, Stage: stage, Code: reply.Code, Reason: ReasonTransient, Err: err}
+		// Servers quote the recipient in replies ("<a@b>: user unknown"); the error reaches logs.
+		masked := *reply
+		masked.Message = strings.ReplaceAll(masked.Message, to.Address, render.Mask(to.Address))
+		e := &Error{Addr: ch.s.addr, Key: m.Key, Stage: stage, Code: reply.Code, Reason: ReasonTransient, Err: &masked}
 		if reply.Code >= 500 {
 			e.Reason = ReasonRefused
 			return false, e

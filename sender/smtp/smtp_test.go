@@ -20,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"notifier/render"
 	"notifier/state"
 )
 
@@ -244,8 +245,9 @@ func TestPermanent550IsDeadWithTheReplyText(t *testing.T) {
 	if retry || !errors.As(err, &e) || e.Code != 550 || e.Stage != "rcpt" || e.FailureReason() != ReasonRefused {
 		t.Fatalf("retry=%v err=%#v, want dead 550 at rcpt", retry, err)
 	}
-	if !strings.Contains(err.Error(), "mailbox unavailable") {
-		t.Fatalf("error %q lacks the reply text", err)
+	if want := "<" + render.Mask("unknown@example.org") + ">: mailbox unavailable"; !strings.Contains(err.Error(), want) ||
+		strings.Contains(err.Error(), "unknown@example.org") {
+		t.Fatalf("error %q: want the reply text %q with the recipient masked", err, want)
 	}
 	// The connection stays usable for the next message.
 	send(t, ch, mailMessage("k2", "a@example.org"))
