@@ -18,7 +18,7 @@ import (
 // The operator commands against a running `notifier run` on real MariaDB (devdb): online via
 // the admin API, offline on the store once it stopped, and replay both ways.
 
-const welcomeRule = `
+const opsWelcomeRule = `
 rules:
   - name: welcome
     table: {db}.contracts
@@ -32,7 +32,7 @@ rules:
 // opsCLI runs an operator command and fails the test on error; it returns stdout and stderr.
 func opsCLI(t *testing.T, args ...string) (string, string) {
 	t.Helper()
-	out, errOut, err := runCLI(t, args...)
+	out, errOut, err := opsRun(t, args...)
 	if err != nil {
 		t.Fatalf("notifier %s: %v\nstderr:\n%s", strings.Join(args, " "), err, errOut)
 	}
@@ -49,7 +49,7 @@ func opsJSON[T any](t *testing.T, args ...string) T {
 	return v
 }
 
-func freeAddr(t *testing.T) string {
+func opsFreeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
@@ -64,7 +64,7 @@ func freeAddr(t *testing.T) string {
 // offline replay followed by a restart again repeats nothing.
 func TestOpsReplayRepeatsNothingAndNewRulesProduceTheirs(t *testing.T) {
 	e := newEnv(t, contractsDDL, map[string]string{"contracts.yaml": activatedRule})
-	addr := freeAddr(t)
+	addr := opsFreeAddr(t)
 	e.extraConfig = fmt.Sprintf("admin:\n  listen: %s\n", addr)
 	e.writeConfig()
 	e.seedCheckpoint()
@@ -90,7 +90,7 @@ func TestOpsReplayRepeatsNothingAndNewRulesProduceTheirs(t *testing.T) {
 		}
 	}
 	list := opsJSON[[]admin.MessageView](t, append([]string{"messages", "list"}, cfg...)...)
-	if got := viewKeys(list); !slices.Equal(got, []string{"activated:1", "activated:2", "activated:90"}) {
+	if got := opsViewKeys(list); !slices.Equal(got, []string{"activated:1", "activated:2", "activated:90"}) {
 		t.Errorf("messages list = %v", got)
 	}
 	for _, m := range list {
@@ -121,11 +121,11 @@ func TestOpsReplayRepeatsNothingAndNewRulesProduceTheirs(t *testing.T) {
 		t.Errorf("replay output:\n%s", out)
 	}
 	e.sentinel(91)
-	assertEachOnce(t, e, "activated:1", "activated:2", "activated:90", "activated:91")
+	opsAssertEachOnce(t, e, "activated:1", "activated:2", "activated:90", "activated:91")
 
 	// A rule added since: after the reload, a replay gives it the old rows; the old rule
 	// sends nothing again.
-	e.writeRule("welcome.yaml", welcomeRule)
+	e.writeRule("welcome.yaml", opsWelcomeRule)
 	waitFor(t, "the welcome rule to be loaded", 30*time.Second, func() bool {
 		r := opsJSON[admin.StatusReport](t, append([]string{"status"}, cfg...)...)
 		return r.Service != nil && r.Service.RulesLoaded == 2
@@ -133,7 +133,7 @@ func TestOpsReplayRepeatsNothingAndNewRulesProduceTheirs(t *testing.T) {
 	opsCLI(t, append(append([]string{"replay"}, cfg...), "--from", start.Position, "--yes")...)
 	e.sentinel(92)
 	waitFor(t, "welcome:92", 30*time.Second, func() bool { return e.gw.counts()["welcome:92"] > 0 })
-	assertEachOnce(t, e, "activated:1", "activated:2", "activated:90", "activated:91", "activated:92",
+	opsAssertEachOnce(t, e, "activated:1", "activated:2", "activated:90", "activated:91", "activated:92",
 		"welcome:1", "welcome:2", "welcome:90", "welcome:91", "welcome:92")
 	must(t, svc.stop())
 
@@ -151,11 +151,11 @@ func TestOpsReplayRepeatsNothingAndNewRulesProduceTheirs(t *testing.T) {
 	e.sentinel(93)
 	waitFor(t, "welcome:93", 30*time.Second, func() bool { return e.gw.counts()["welcome:93"] > 0 })
 	must(t, svc.stop())
-	assertEachOnce(t, e, "activated:1", "activated:2", "activated:90", "activated:91", "activated:92", "activated:93",
+	opsAssertEachOnce(t, e, "activated:1", "activated:2", "activated:90", "activated:91", "activated:92", "activated:93",
 		"welcome:1", "welcome:2", "welcome:90", "welcome:91", "welcome:92", "welcome:93")
 }
 
-func viewKeys(ms []admin.MessageView) []string {
+func opsViewKeys(ms []admin.MessageView) []string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.Key)
@@ -164,8 +164,8 @@ func viewKeys(ms []admin.MessageView) []string {
 	return out
 }
 
-// assertEachOnce: the provider received exactly these keys, each once.
-func assertEachOnce(t *testing.T, e *env, keys ...string) {
+// opsAssertEachOnce: the provider received exactly these keys, each once.
+func opsAssertEachOnce(t *testing.T, e *env, keys ...string) {
 	t.Helper()
 	counts := e.gw.counts()
 	slices.Sort(keys)

@@ -47,7 +47,7 @@ type opsWorld struct {
 // admin server on a loopback port; offline, it closes it so the CLI can open it.
 func opsFixture(t *testing.T, mode opsMode) *opsWorld {
 	t.Helper()
-	fixClock(t)
+	opsFixClock(t)
 	st, dir := admintest.Open(t)
 	w := &opsWorld{mode: mode, dir: dir}
 	if mode == opsOffline {
@@ -75,15 +75,15 @@ func opsFixture(t *testing.T, mode opsMode) *opsWorld {
 	return w
 }
 
-// fixClock sets the operator commands' clock to the fixture's.
-func fixClock(t *testing.T) {
+// opsFixClock sets the operator commands' clock to the fixture's.
+func opsFixClock(t *testing.T) {
 	old := opsNow
 	opsNow = func() time.Time { return admintest.T0 }
 	t.Cleanup(func() { opsNow = old })
 }
 
-// runCLI runs the CLI in-process and returns stdout, stderr and the error.
-func runCLI(t *testing.T, args ...string) (string, string, error) {
+// opsRun runs the CLI in-process and returns stdout, stderr and the error.
+func opsRun(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	err := App(&stdout, &stderr).RunContext(context.Background(), append([]string{"notifier"}, args...))
@@ -98,7 +98,7 @@ func (w *opsWorld) cmdArgs(path, rest []string) []string {
 	return append(out, rest...)
 }
 
-var storeSizeRE = regexp.MustCompile(`lsm [0-9.]+ [KMG]?i?B, vlog [0-9.]+ [KMG]?i?B`)
+var opsStoreSizeRE = regexp.MustCompile(`lsm [0-9.]+ [KMG]?i?B, vlog [0-9.]+ [KMG]?i?B`)
 
 // TestOpsGolden runs every operator command in both modes on a fresh fixture and compares
 // stdout with testdata/ops/<name>.golden: both modes must print the same thing (status, which
@@ -139,7 +139,7 @@ func TestOpsGolden(t *testing.T) {
 		for _, mode := range opsModes {
 			t.Run(c.name+"/"+string(mode), func(t *testing.T) {
 				w := opsFixture(t, mode)
-				stdout, stderr, err := runCLI(t, w.cmdArgs(c.path, c.rest)...)
+				stdout, stderr, err := opsRun(t, w.cmdArgs(c.path, c.rest)...)
 				if err != nil {
 					t.Fatalf("notifier %s: %v\nstderr:\n%s", strings.Join(c.path, " "), err, stderr)
 				}
@@ -154,14 +154,14 @@ func TestOpsGolden(t *testing.T) {
 				if c.perMode {
 					name += "-" + string(mode)
 				}
-				golden(t, name, storeSizeRE.ReplaceAllString(stdout, "lsm <size>, vlog <size>"))
+				opsGolden(t, name, opsStoreSizeRE.ReplaceAllString(stdout, "lsm <size>, vlog <size>"))
 			})
 		}
 	}
 }
 
-// golden compares got with testdata/ops/<name>.golden, or writes it with -update.
-func golden(t *testing.T, name, got string) {
+// opsGolden compares got with testdata/ops/<name>.golden, or writes it with -update.
+func opsGolden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", "ops", name+".golden")
 	if *updateGolden {
@@ -190,20 +190,20 @@ func TestOpsMutationsReachTheStore(t *testing.T) {
 				w.cmdArgs([]string{"dead", "retry"}, []string{"--all"}),
 				w.cmdArgs([]string{"checkpoint", "set"}, []string{"--yes", "gtid:0-1-7"}),
 			} {
-				if _, stderr, err := runCLI(t, args...); err != nil {
+				if _, stderr, err := opsRun(t, args...); err != nil {
 					t.Fatalf("%v: %v\n%s", args, err, stderr)
 				}
 			}
 			var cp admin.CheckpointView
 			var ms []admin.MessageView
-			out, _, err := runCLI(t, w.cmdArgs([]string{"messages", "list"}, []string{"-o", "json", "--state", "ready"})...)
+			out, _, err := opsRun(t, w.cmdArgs([]string{"messages", "list"}, []string{"-o", "json", "--state", "ready"})...)
 			if err != nil || json.Unmarshal([]byte(out), &ms) != nil {
 				t.Fatalf("list: %v\n%s", err, out)
 			}
 			if got := len(ms); got != 3 { // sms:3002 and the two dead letters retried
 				t.Errorf("ready after dead retry --all = %d, want 3: %s", got, out)
 			}
-			out, _, err = runCLI(t, w.cmdArgs([]string{"checkpoint", "show"}, []string{"-o", "json"})...)
+			out, _, err = opsRun(t, w.cmdArgs([]string{"checkpoint", "show"}, []string{"-o", "json"})...)
 			if err != nil || json.Unmarshal([]byte(out), &cp) != nil || cp.Position != "gtid:0-1-7" {
 				t.Errorf("checkpoint after set = %+v, %v", cp, err)
 			}
@@ -220,7 +220,7 @@ func TestOpsFlagsAfterArgumentsRefused(t *testing.T) {
 		{[]string{"checkpoint", "set"}, []string{"gtid:0-1-1", "--yes"}},
 		{[]string{"dead", "retry"}, []string{"welcome:2003", "--all"}},
 	} {
-		_, _, err := runCLI(t, w.cmdArgs(c.path, c.rest)...)
+		_, _, err := opsRun(t, w.cmdArgs(c.path, c.rest)...)
 		if err == nil || !strings.Contains(err.Error(), "put flags before arguments") {
 			t.Errorf("%v: err = %v, want the flag-order advice", c.rest, err)
 		}
@@ -245,7 +245,7 @@ func TestOpsErrors(t *testing.T) {
 			{"bad output", []string{"status"}, []string{"-o", "yaml"}, "--output"},
 		} {
 			t.Run(c.name+"/"+string(mode), func(t *testing.T) {
-				_, _, err := runCLI(t, w.cmdArgs(c.path, c.rest)...)
+				_, _, err := opsRun(t, w.cmdArgs(c.path, c.rest)...)
 				if err == nil || !strings.Contains(err.Error(), c.want) {
 					t.Errorf("err = %v, want it to contain %q", err, c.want)
 				}
@@ -258,8 +258,8 @@ func TestOpsErrors(t *testing.T) {
 // code is 1, after the others were done.
 func TestOpsDeadRetryReportsFailures(t *testing.T) {
 	w := opsFixture(t, opsOnline)
-	out, _, err := runCLI(t, w.cmdArgs([]string{"dead", "retry"}, []string{"coupon:4001", "sms:3002"})...)
-	if code := exitCode(err); code != 1 {
+	out, _, err := opsRun(t, w.cmdArgs([]string{"dead", "retry"}, []string{"coupon:4001", "sms:3002"})...)
+	if code := opsExitCode(err); code != 1 {
 		t.Errorf("exit code = %d (%v), want 1", code, err)
 	}
 	want := "retried coupon:4001\nfailed sms:3002: message \"sms:3002\" is ready, not dead\n1 retried, 1 failed\n"
@@ -268,8 +268,8 @@ func TestOpsDeadRetryReportsFailures(t *testing.T) {
 	}
 }
 
-// exitCode is the code run would exit with for err.
-func exitCode(err error) int {
+// opsExitCode is the code run would exit with for err.
+func opsExitCode(err error) int {
 	var ec cli.ExitCoder
 	switch {
 	case err == nil:
@@ -282,19 +282,19 @@ func exitCode(err error) int {
 
 // TestOpsAutoModeFallsBackToStore: no service at the admin address → the store is opened.
 func TestOpsAutoModeFallsBackToStore(t *testing.T) {
-	fixClock(t)
+	opsFixClock(t)
 	st, dir := admintest.Open(t)
 	st.Close()
-	dead := closedPort(t)
-	_, stderr, err := runCLI(t, "status", "--admin", dead, "--store", dir)
+	dead := opsClosedPort(t)
+	_, stderr, err := opsRun(t, "status", "--admin", dead, "--store", dir)
 	if err != nil || !strings.HasPrefix(stderr, "offline: store "+dir+"\n") {
 		t.Errorf("auto with no service: err %v, stderr %q", err, stderr)
 	}
-	_, _, err = runCLI(t, "status", "--admin", dead)
+	_, _, err = opsRun(t, "status", "--admin", dead)
 	if err == nil || !strings.Contains(err.Error(), "pass --store DIR or --config FILE") {
 		t.Errorf("auto with no service and no store: err = %v", err)
 	}
-	_, _, err = runCLI(t, "status", "--mode", "online", "--admin", dead, "--store", dir)
+	_, _, err = opsRun(t, "status", "--mode", "online", "--admin", dead, "--store", dir)
 	if err == nil || !strings.Contains(err.Error(), "not reachable") {
 		t.Errorf("online with no service: err = %v", err)
 	}
@@ -302,9 +302,9 @@ func TestOpsAutoModeFallsBackToStore(t *testing.T) {
 
 // TestOpsStoreInUse: the service holds the store but its API is elsewhere: say so.
 func TestOpsStoreInUse(t *testing.T) {
-	fixClock(t)
+	opsFixClock(t)
 	_, dir := admintest.Open(t) // stays open: "the service"
-	_, _, err := runCLI(t, "status", "--admin", closedPort(t), "--store", dir)
+	_, _, err := opsRun(t, "status", "--admin", opsClosedPort(t), "--store", dir)
 	if err == nil || !strings.Contains(err.Error(), "in use by a running service") {
 		t.Errorf("err = %v", err)
 	}
@@ -313,7 +313,7 @@ func TestOpsStoreInUse(t *testing.T) {
 // TestOpsAutoModePrefersTheService: with both a live API and a store, the API is used.
 func TestOpsAutoModePrefersTheService(t *testing.T) {
 	w := opsFixture(t, opsOnline)
-	_, stderr, err := runCLI(t, "status", "--admin", w.url, "--store", t.TempDir())
+	_, stderr, err := opsRun(t, "status", "--admin", w.url, "--store", t.TempDir())
 	if err != nil || !strings.HasPrefix(stderr, "online: via "+w.url) {
 		t.Errorf("err %v, stderr %q", err, stderr)
 	}
@@ -322,7 +322,7 @@ func TestOpsAutoModePrefersTheService(t *testing.T) {
 // TestOpsTokenFromEnvAndFile: the token reaches the server from $NOTIFIER_ADMIN_TOKEN or
 // --admin-token-file, and never appears in the output of a refused call.
 func TestOpsTokenFromEnvAndFile(t *testing.T) {
-	fixClock(t)
+	opsFixClock(t)
 	const token = "tok-5d41402abc4b2a76"
 	st, _ := admintest.Open(t)
 	srv, err := admin.New(admin.Options{Store: st, Token: token})
@@ -333,24 +333,24 @@ func TestOpsTokenFromEnvAndFile(t *testing.T) {
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 
 	t.Setenv(admin.TokenEnv, "wrong")
-	_, stderr, err := runCLI(t, "status", "--admin", hs.URL)
+	_, stderr, err := opsRun(t, "status", "--admin", hs.URL)
 	if err == nil || !strings.Contains(err.Error(), "unauthorized") || strings.Contains(err.Error()+stderr, "wrong") {
 		t.Errorf("wrong token: err = %v", err)
 	}
 	t.Setenv(admin.TokenEnv, token)
-	if _, _, err := runCLI(t, "status", "--admin", hs.URL); err != nil {
+	if _, _, err := opsRun(t, "status", "--admin", hs.URL); err != nil {
 		t.Errorf("token from env: %v", err)
 	}
 	t.Setenv(admin.TokenEnv, "")
 	file := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(file, []byte(token+"\n"), 0o600)
-	if _, _, err := runCLI(t, "status", "--admin", hs.URL, "--admin-token-file", file); err != nil {
+	if _, _, err := opsRun(t, "status", "--admin", hs.URL, "--admin-token-file", file); err != nil {
 		t.Errorf("token from file: %v", err)
 	}
 }
 
-// closedPort returns an address nothing listens on.
-func closedPort(t *testing.T) string {
+// opsClosedPort returns an address nothing listens on.
+func opsClosedPort(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
