@@ -282,8 +282,9 @@ func classify(ctx context.Context, err error) (reason string, sent bool, _ error
 		return ReasonTemplate, false, err
 	case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
 		return ReasonTimeout, false, err // never handed to the connection
-	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrInvalidConnection),
-		errors.Is(err, nats.ErrReconnectBufExceeded): // refused by the client while disconnected
+	case errors.Is(err, nats.ErrInvalidConnection), errors.Is(err, nats.ErrReconnectBufExceeded):
+		// Refused by the client before writing (a full reconnect buffer while disconnected).
+		// Not nats.ErrConnectionClosed: Close during the wait for an ack also returns it.
 		return ReasonConnection, false, err
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout):
