@@ -138,6 +138,48 @@ func (s *source) fixtureCase(n *yaml.Node, set *Set) *fixtureCase {
 	} else {
 		s.errorf(n, "fixture case: missing required field \"name\"")
 	}
+	s.fixtureTarget(f, n, set, c)
+	if v := f.get("commit_time"); v != nil {
+		if t, ok := s.fixtureValue(v).(time.Time); ok {
+			c.meta.CommitTime = t
+		} else {
+			s.errorf(v, "commit_time: want a time such as 2026-03-01T10:30:00Z")
+		}
+	}
+	if v := f.get("position"); v != nil {
+		c.meta.Position, _ = s.nonEmpty(v, "position")
+	}
+	if v := f.get("index"); v != nil {
+		c.change.Index, _ = s.intField(v, "index")
+	}
+	for _, img := range []struct {
+		field string
+		row   *cdc.Row
+	}{{"old", &c.change.Before}, {"new", &c.change.After}} {
+		v := f.get(img.field)
+		if v == nil || (v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
+			continue
+		}
+		if v.Kind != yaml.MappingNode {
+			s.errorf(v, "%s: want a mapping of column: value", img.field)
+			continue
+		}
+		row, _ := s.fixtureValue(v).(map[string]any)
+		*img.row = cdc.Row(row)
+	}
+	if v := f.get("expect"); v != nil {
+		(&loader{}).list(s, v, "expect", func(n *yaml.Node) { s.fixtureExpect(n, set, c) })
+	} else {
+		s.errorf(n, "fixture case: missing required field \"expect\" (expect: [] for no effect)")
+	}
+	if len(*s.errs) > before {
+		return nil
+	}
+	return c
+}
+
+// fixtureTarget reads what a case evaluates: a sweep row, or a table and op.
+func (s *source) fixtureTarget(f *fieldSet, n *yaml.Node, set *Set, c *fixtureCase) {
 	switch {
 	case f.has("sweep") && (f.has("table") || f.has("op") || f.has("old")):
 		s.errorf(n, "fixture case: a sweep case has no table, op or old")
@@ -168,64 +210,30 @@ func (s *source) fixtureCase(n *yaml.Node, set *Set) *fixtureCase {
 			}
 		}
 	}
-	if v := f.get("commit_time"); v != nil {
-		if t, ok := s.fixtureValue(v).(time.Time); ok {
-			c.meta.CommitTime = t
-		} else {
-			s.errorf(v, "commit_time: want a time such as 2026-03-01T10:30:00Z")
+}
+
+// fixtureExpect reads one expected effect.
+func (s *source) fixtureExpect(n *yaml.Node, set *Set, c *fixtureCase) {
+	ef := s.fields(n, "expect", fixtureExpectFields)
+	if ef == nil {
+		return
+	}
+	e := fixtureExpect{line: n.Line, fields: map[string]string{}}
+	for _, k := range fixtureExpectFields {
+		if v := ef.get(k); v != nil {
+			e.fields[k], _ = s.scalar(v, k)
 		}
 	}
-	if v := f.get("position"); v != nil {
-		c.meta.Position, _ = s.nonEmpty(v, "position")
+	if e.fields["rule"] == "" {
+		s.errorf(n, "expect: missing required field \"rule\"")
+	} else if set.Rule(e.fields["rule"]) == nil {
+		s.errorf(ef.get("rule"), "expect: no rule named %q", e.fields["rule"])
 	}
-	if v := f.get("index"); v != nil {
-		c.change.Index, _ = s.intField(v, "index")
+	if k := e.fields["kind"]; k != "" && !contains([]string{"send", "schedule", "cancel", "digest", "failed"}, k) {
+		s.errorf(ef.get("kind"), "kind %q: want send, schedule, cancel, digest or failed", k)
 	}
-	for _, img := range []struct {
-		field string
-		row   *cdc.Row
-	}{{"old", &c.change.Before}, {"new", &c.change.After}} {
-		v := f.get(img.field)
-		if v == nil || (v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
-			continue
-		}
-		if v.Kind != yaml.MappingNode {
-			s.errorf(v, "%s: want a mapping of column: value", img.field)
-			continue
-		}
-		row, _ := s.fixtureValue(v).(map[string]any)
-		*img.row = cdc.Row(row)
-	}
-	if v := f.get("expect"); v != nil {
-		(&loader{}).list(s, v, "expect", func(n *yaml.Node) {
-			ef := s.fields(n, "expect", fixtureExpectFields)
-			if ef == nil {
-				return
-			}
-			e := fixtureExpect{line: n.Line, fields: map[string]string{}}
-			for _, k := range fixtureExpectFields {
-				if v := ef.get(k); v != nil {
-					e.fields[k], _ = s.scalar(v, k)
-				}
-			}
-			if e.fields["rule"] == "" {
-				s.errorf(n, "expect: missing required field \"rule\"")
-			} else if set.Rule(e.fields["rule"]) == nil {
-				s.errorf(ef.get("rule"), "expect: no rule named %q", e.fields["rule"])
-			}
-			if k := e.fields["kind"]; k != "" && !contains([]string{"send", "schedule", "cancel", "digest", "failed"}, k) {
-				s.errorf(ef.get("kind"), "kind %q: want send, schedule, cancel, digest or failed", k)
-			}
-			c.cancels = c.cancels || e.fields["kind"] == "cancel"
-			c.expect = append(c.expect, e)
-		})
-	} else {
-		s.errorf(n, "fixture case: missing required field \"expect\" (expect: [] for no effect)")
-	}
-	if len(*s.errs) > before {
-		return nil
-	}
-	return c
+	c.cancels = c.cancels || e.fields["kind"] == "cancel"
+	c.expect = append(c.expect, e)
 }
 
 // fixtureValue converts a YAML node to a row value (see the package comment on fixtures).
@@ -312,53 +320,61 @@ func (c *fixtureCase) run(ev *Evaluator) FixtureResult {
 			continue
 		}
 		i := got[j]
-		e, out, rerr := &res.Effects[i], res.Outputs[i], renderErrs[i]
-		actual := map[string]string{"rule": e.Rule.Name, "kind": e.Kind.String(), "key": e.Key, "to": e.To,
-			"channel": e.Channel, "text": out.Text, "subject": out.Subject, "html": out.HTML, "slot": e.Slot, "group": e.Group}
-		if !e.At.IsZero() {
-			actual["at"] = e.At.UTC().Format(time.RFC3339)
-		}
-		if !e.Window.IsZero() {
-			actual["window"] = e.Window.UTC().Format(time.RFC3339)
-		}
-		for _, k := range fixtureExpectFields {
-			w, ok := want.fields[k]
-			if !ok {
-				continue
-			}
-			switch k {
-			case "error":
-				msg := ""
-				if e.Err != nil {
-					msg = e.Err.Error()
-				} else if rerr != nil {
-					msg = rerr.Error()
-				}
-				if msg == "" || !strings.Contains(msg, w) {
-					fail("expect line %d: error: got %q, want it to contain %q", want.line, msg, w)
-				}
-			case "at", "window":
-				if wt, err := parseTimeString(w); err != nil || actual[k] != wt.UTC().Format(time.RFC3339) {
-					fail("expect line %d: %s: got %q, want %q", want.line, k, actual[k], w)
-				}
-			default:
-				if actual[k] != w {
-					fail("expect line %d: %s: got %q, want %q", want.line, k, actual[k], w)
-				}
-			}
-		}
-		if _, ok := want.fields["error"]; !ok {
-			if e.Err != nil {
-				fail("expect line %d: rule %q failed: %v", want.line, e.Rule.Name, e.Err)
-			} else if rerr != nil {
-				fail("expect line %d: rule %q: template: %v", want.line, e.Rule.Name, rerr)
-			}
-		}
+		res.Failures = append(res.Failures, want.compare(&res.Effects[i], res.Outputs[i], renderErrs[i])...)
 	}
 	for _, i := range got[min(len(got), len(c.expect)):] {
 		fail("unexpected effect: %s", describe(&res.Effects[i], false))
 	}
 	return res
+}
+
+// compare lists the differences between the expectation and an effect with its rendered
+// output (or render error).
+func (want fixtureExpect) compare(e *Effect, out render.Output, rerr error) []string {
+	var failures []string
+	fail := func(format string, args ...any) { failures = append(failures, fmt.Sprintf(format, args...)) }
+	actual := map[string]string{"rule": e.Rule.Name, "kind": e.Kind.String(), "key": e.Key, "to": e.To,
+		"channel": e.Channel, "text": out.Text, "subject": out.Subject, "html": out.HTML, "slot": e.Slot, "group": e.Group}
+	if !e.At.IsZero() {
+		actual["at"] = e.At.UTC().Format(time.RFC3339)
+	}
+	if !e.Window.IsZero() {
+		actual["window"] = e.Window.UTC().Format(time.RFC3339)
+	}
+	for _, k := range fixtureExpectFields {
+		w, ok := want.fields[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "error":
+			msg := ""
+			if e.Err != nil {
+				msg = e.Err.Error()
+			} else if rerr != nil {
+				msg = rerr.Error()
+			}
+			if msg == "" || !strings.Contains(msg, w) {
+				fail("expect line %d: error: got %q, want it to contain %q", want.line, msg, w)
+			}
+		case "at", "window":
+			if wt, err := parseTimeString(w); err != nil || actual[k] != wt.UTC().Format(time.RFC3339) {
+				fail("expect line %d: %s: got %q, want %q", want.line, k, actual[k], w)
+			}
+		default:
+			if actual[k] != w {
+				fail("expect line %d: %s: got %q, want %q", want.line, k, actual[k], w)
+			}
+		}
+	}
+	if _, ok := want.fields["error"]; !ok {
+		if e.Err != nil {
+			fail("expect line %d: rule %q failed: %v", want.line, e.Rule.Name, e.Err)
+		} else if rerr != nil {
+			fail("expect line %d: rule %q: template: %v", want.line, e.Rule.Name, rerr)
+		}
+	}
+	return failures
 }
 
 // RenderEffect renders the message of a send, schedule or digest effect. A digest effect is

@@ -74,20 +74,7 @@ func (l *loader) rule(s *source, n *yaml.Node, d *defaults, sw *Sweep) (*Rule, *
 		r.to, r.To = prog("to", false)
 	}
 	if sw == nil {
-		r.at, r.At = prog("at", false)
-		r.entity, r.Entity = prog("entity", false)
-		r.recheck, r.Recheck = prog("recheck", true)
-		if v := f.get("digest"); v != nil {
-			r.Digest = l.digest(s, v, r)
-		}
-		for _, field := range []string{"entity", "recheck", "misfire"} {
-			if f.has(field) && !f.has("at") {
-				s.errorf(f.keys[field], "%s only applies to a rule with at (a reminder)", field)
-			}
-		}
-		if f.has("at") && f.has("digest") {
-			s.errorf(f.keys["digest"], "a rule has either at (a reminder) or digest, not both")
-		}
+		l.reminder(s, f, r)
 	} else if f.has("misfire") {
 		s.errorf(f.keys["misfire"], "misfire only applies to a rule with at (a reminder)")
 	}
@@ -102,6 +89,25 @@ func (l *loader) rule(s *source, n *yaml.Node, d *defaults, sw *Sweep) (*Rule, *
 		return nil, f
 	}
 	return r, f
+}
+
+// reminder compiles the time-based part of a rule (at, entity, recheck) and its digest, and
+// checks that they are combined sensibly.
+func (l *loader) reminder(s *source, f *fieldSet, r *Rule) {
+	r.at, r.At = l.compile(s, f, "at", r, false)
+	r.entity, r.Entity = l.compile(s, f, "entity", r, false)
+	r.recheck, r.Recheck = l.compile(s, f, "recheck", r, true)
+	if v := f.get("digest"); v != nil {
+		r.Digest = l.digest(s, v, r)
+	}
+	for _, field := range []string{"entity", "recheck", "misfire"} {
+		if f.has(field) && !f.has("at") {
+			s.errorf(f.keys[field], "%s only applies to a rule with at (a reminder)", field)
+		}
+	}
+	if f.has("at") && f.has("digest") {
+		s.errorf(f.keys["digest"], "a rule has either at (a reminder) or digest, not both")
+	}
 }
 
 // settings reads the scalar settings that override the file's defaults.
@@ -330,7 +336,13 @@ func (l *loader) template(s *source, f *fieldSet, r *Rule, n *yaml.Node) {
 		r.Template = tpl
 		return
 	}
-	parts := map[string]*yaml.Node{"text": textNode, "subject": f.get("subject"), "html": f.get("html")}
+	s.templateErrors(err, map[string]*yaml.Node{"text": textNode, "subject": f.get("subject"), "html": f.get("html")}, tmplSrc, n)
+}
+
+// templateErrors records render's errors at their positions: inside the scalar of the part
+// (text, subject, html) in the rule file, or in the template file for a text from
+// template_file; at the rule when render gives no position.
+func (s *source) templateErrors(err error, parts map[string]*yaml.Node, tmplSrc *source, n *yaml.Node) {
 	for _, e := range flatten(err) {
 		var re *render.Error
 		if !errors.As(e, &re) {
