@@ -108,6 +108,8 @@ func TestRenderErrors(t *testing.T) {
 		{"NULL variable to a builtin", `{{ $n := .new.note | default nil }}{{ printf "%s" $n }}`, `template "repayment_due": text:1:51: $n is NULL (use default)`, ErrNullField, 1, 51},
 		{"index missing key", `{{ index .new "nmae" }}`, `template "repayment_due": text:1:4: index: no entry for key "nmae"`, nil, 1, 4},
 		{"index out of range", `{{ index .vars.list 3 }}`, `template "repayment_due": text:1:4: index: 3 out of range (length 2)`, nil, 1, 4},
+		{"NULL method receiver", `{{ .new.note.Format "2006" }}`, `template "repayment_due": text:1:4: field new.note is NULL`, ErrNullField, 1, 4},
+		{"missing method receiver", `{{ .new.dux.Format "2006" }}`, `template "repayment_due": text:1:4: new has no field "dux"`, ErrMissingField, 1, 4},
 		{"NULL assigned", `{{ $n := .new.note }}`, `template "repayment_due": text:1:10: field new.note is NULL`, ErrNullField, 1, 10},
 		{"field of a string", `{{ .new.name.first }}`, `template "repayment_due": text:1:4: field new.name.first: a string has no fields`, ErrMissingField, 1, 4},
 		{"missing field in an argument", `{{ index .vars.lst 3 }}`, `template "repayment_due": text:1:10: vars has no field "lst"`, ErrMissingField, 1, 10},
@@ -157,6 +159,9 @@ func TestNULLIsAllowedWhereItHasAMeaning(t *testing.T) {
 		{"non-NULL printed", `{{ .new.name }} {{ .new.id }} {{ .vars.shop }}`, "Anna 42 Acme"},
 		{"method on a value", `{{ .new.due.Year }}`, "2026"},
 		{"method with arguments", `{{ .new.due.Format "2006-01-02" }}`, "2026-12-01"},
+		{"method of a variable", `{{ $n := .new }}{{ $n.due.Format "2006" }} {{ $.new.due.Format "01" }}`, "2026 12"},
+		{"method of a chain", `{{ (.new).due.Format "2006" }}`, "2026"},
+		{"method of the dot", `{{ with .new.due }}{{ .Format "2006" }}{{ end }}`, "2026"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -365,11 +365,11 @@ func (r *rewriter) command(cmd *parse.CommandNode, prefix string, lenient bool) 
 		}
 	case *parse.FieldNode, *parse.VariableNode, *parse.ChainNode:
 		if len(cmd.Args) > 1 {
-			// A method call with arguments (.new.due.Format "2006"): the receiver stays as
-			// text/template evaluates it (missingkey=error); the arguments are checked.
+			// A method call with arguments (.new.due.Format "2006").
 			for j := 1; j < len(cmd.Args); j++ {
 				cmd.Args[j] = r.arg(cmd.Args[j], prefix, true)
 			}
+			cmd.Args[0] = r.methodReceiver(first, prefix)
 			return
 		}
 		if call := r.arg(first, prefix, !lenient); call != first {
@@ -397,6 +397,46 @@ func (r *rewriter) add(f func(any) (any, error)) string {
 
 // arg rewrites one argument; a field reference becomes (_render_fN receiver).
 func (r *rewriter) arg(n parse.Node, prefix string, strict bool) parse.Node {
+	return r.argAt(n, prefix, strict, fieldStart(n))
+}
+
+// methodReceiver rewrites the receiver of a method call with arguments
+// (.new.due.Format "2006" → (_render_N .new.due).Format "2006"), so that a missing or NULL
+// receiver is reported like any field.
+func (r *rewriter) methodReceiver(n parse.Node, prefix string) parse.Node {
+	start := fieldStart(n)
+	var recv parse.Node
+	var method string
+	switch a := n.(type) {
+	case *parse.FieldNode:
+		if len(a.Ident) < 2 {
+			return n // a method of the dot
+		}
+		recv = &parse.FieldNode{NodeType: parse.NodeField, Pos: a.Pos, Ident: a.Ident[:len(a.Ident)-1]}
+		method = a.Ident[len(a.Ident)-1]
+	case *parse.VariableNode:
+		if len(a.Ident) < 2 {
+			return n
+		}
+		recv = &parse.VariableNode{NodeType: parse.NodeVariable, Pos: a.Pos, Ident: a.Ident[:len(a.Ident)-1]}
+		method = a.Ident[len(a.Ident)-1]
+	case *parse.ChainNode:
+		if len(a.Field) < 2 {
+			if p, ok := a.Node.(*parse.PipeNode); ok {
+				r.pipe(p, prefix, modeValue)
+			}
+			return n
+		}
+		recv = &parse.ChainNode{NodeType: parse.NodeChain, Pos: a.Pos, Node: a.Node, Field: a.Field[:len(a.Field)-1]}
+		method = a.Field[len(a.Field)-1]
+	default:
+		return n
+	}
+	return &parse.ChainNode{NodeType: parse.NodeChain, Pos: start, Node: r.argAt(recv, prefix, true, start), Field: []string{method}}
+}
+
+// argAt is arg with the position errors are reported at.
+func (r *rewriter) argAt(n parse.Node, prefix string, strict bool, pos parse.Pos) parse.Node {
 	var receiver parse.Node
 	var path []string
 	root := prefix
@@ -411,9 +451,9 @@ func (r *rewriter) arg(n parse.Node, prefix string, strict bool) parse.Node {
 			}
 			// {{ printf "%s" $x }}: a NULL variable is caught like a NULL field.
 			check := r.add(outputCheck(a.Ident[0]))
-			return &parse.PipeNode{NodeType: parse.NodePipe, Pos: a.Pos, Cmds: []*parse.CommandNode{{
-				NodeType: parse.NodeCommand, Pos: a.Pos,
-				Args: []parse.Node{parse.NewIdentifier(check).SetPos(a.Pos), a},
+			return &parse.PipeNode{NodeType: parse.NodePipe, Pos: pos, Cmds: []*parse.CommandNode{{
+				NodeType: parse.NodeCommand, Pos: pos,
+				Args: []parse.Node{parse.NewIdentifier(check).SetPos(pos), a},
 			}}}
 		}
 		receiver = &parse.VariableNode{NodeType: parse.NodeVariable, Pos: a.Pos, Ident: a.Ident[:1]}
@@ -447,7 +487,6 @@ func (r *rewriter) arg(n parse.Node, prefix string, strict bool) parse.Node {
 		ref.root = "data"
 	}
 	name := r.add(ref.resolve)
-	pos := fieldStart(n)
 	return &parse.PipeNode{NodeType: parse.NodePipe, Pos: pos, Cmds: []*parse.CommandNode{{
 		NodeType: parse.NodeCommand, Pos: pos,
 		Args: []parse.Node{parse.NewIdentifier(name).SetPos(pos), receiver},
