@@ -7,7 +7,9 @@
 //   - Every attempt of a message carries the same Message-ID, derived from the message key
 //     (MessageID), so a provider or mailbox that deduplicates by Message-ID drops a resend.
 //   - A failure is classified (*Error): an SMTP 4xx reply or a connection failure is retried; a
-//     5xx reply to MAIL, RCPT or DATA is final (dead, with the reply text); a timeout or broken
+//     5xx reply to MAIL, RCPT or DATA is final (dead, with the reply text); a failure while
+//     connecting (dial, TLS, greeting, AUTH, even a 535) concerns the channel, not the message,
+//     and is retried; an invalid To is final without connecting; a timeout or broken
 //     connection after the end of data was written, without a reply, wraps ErrUncertain and
 //     reports NotSent()=false, so the sender makes the message uncertain on a non-idempotent
 //     channel. Everything before that point reports NotSent()=true.
