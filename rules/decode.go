@@ -53,7 +53,7 @@ func (s *source) fields(n *yaml.Node, what string, known []string) *fieldSet {
 			continue
 		}
 		if !contains(known, k.Value) {
-			s.errorf(k, "%s: unknown field %q (known: %s)", what, k.Value, strings.Join(known, ", "))
+			s.errorf(k, "%s: unknown field %q (known: %s)", what, k.Value, strings.Join(sorted(known), ", "))
 			continue
 		}
 		f.keys[k.Value], f.vals[k.Value] = k, v
@@ -229,12 +229,9 @@ func (s *source) tablePattern(n *yaml.Node) (string, *regexp.Regexp, bool) {
 	return v, re, true
 }
 
-// sortedKeys is for deterministic messages.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
+// sorted returns a sorted copy of list, for messages.
+func sorted(list []string) []string {
+	out := append([]string(nil), list...)
 	sort.Strings(out)
 	return out
 }

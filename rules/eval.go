@@ -248,8 +248,11 @@ func (e *Evaluator) effect(r *Rule, ch *cdc.Change, meta Meta, table any) Effect
 			return fail("at", err)
 		}
 		at, ok := v.(time.Time)
-		if !ok || at.IsZero() {
+		if !ok {
 			return fail("at", typeErr("a time", v))
+		}
+		if at.IsZero() {
+			return fail("at", fmt.Errorf("fire time is the zero time: %w", ErrNull))
 		}
 		eff.At = at
 		if entity, err = e.entity(r, ch); err != nil {

@@ -18,8 +18,8 @@ var (
 	// messageFields are shared by rules and sweeps: what to send, to whom, how.
 	messageFields = []string{"name", "when", "key", "to", "channel", "kind", "template", "template_file",
 		"subject", "html", "vars", "timezone", "locale", "region", "max_segments", "max_per_minute",
-		"quiet_hours", "misfire"}
-	ruleFields  = append([]string{"table", "on", "at", "entity", "recheck", "digest"}, messageFields...)
+		"quiet_hours"}
+	ruleFields  = append([]string{"table", "on", "at", "entity", "misfire", "recheck", "digest"}, messageFields...)
 	sweepFields = append([]string{"schedule", "query", "key_column"}, messageFields...)
 
 	quietFields  = []string{"from", "to", "timezone"}
@@ -75,8 +75,6 @@ func (l *loader) rule(s *source, n *yaml.Node, d *defaults, sw *Sweep) (*Rule, *
 	}
 	if sw == nil {
 		l.reminder(s, f, r)
-	} else if f.has("misfire") {
-		s.errorf(f.keys["misfire"], "misfire only applies to a rule with at (a reminder)")
 	}
 	l.channel(s, f, d, r, n)
 	if !f.has("template") && !f.has("template_file") && !f.has("html") {
