@@ -2,8 +2,10 @@ package sender
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,12 +77,20 @@ func (c *committer) write(ctx context.Context, batch []outcome, outs []state.Out
 	}
 	var err error
 	for try := 0; try < completeTries; try++ {
-		if err = s.opts.Store.Complete(ctx, outs); err == nil {
+		if err = s.opts.Store.Complete(ctx, outs); err == nil || skippedOnly(err) {
 			break
 		}
 		s.metrics.writeErrors.Inc()
 		s.log.Error("write outcomes", "count", len(outs), "try", try+1, "err", err)
 		time.Sleep(50 * time.Millisecond << try)
+	}
+	var skipped []string
+	if err != nil && skippedOnly(err) {
+		// The others are written. A message that stopped being `sending` under our feet (an
+		// operator's action, or a retried write that had gone through) keeps the state it has.
+		s.log.Warn("outcomes not applied", "err", err)
+		skipped = strings.Split(err.Error(), "\n")
+		err = nil
 	}
 	if err != nil {
 		c.err = fmt.Errorf("sender: complete %d outcomes: %w", len(outs), err)
@@ -88,8 +98,39 @@ func (c *committer) write(ctx context.Context, batch []outcome, outs []state.Out
 		return
 	}
 	for i := range batch {
+		if len(skipped) > 0 && mentions(skipped, batch[i].Key) {
+			continue
+		}
 		c.record(&batch[i])
 	}
+}
+
+// skippedOnly reports whether every error joined in err is a per-message refusal of Complete
+// (not sending, not found, invalid): the rest of the group was written.
+func skippedOnly(err error) bool {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		if !errors.Is(e, state.ErrWrongState) && !errors.Is(e, state.ErrNotFound) && !errors.Is(e, state.ErrInvalid) {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+// mentions reports whether one of the error lines names key (Complete quotes it).
+func mentions(lines []string, key string) bool {
+	q := strconv.Quote(key)
+	for _, l := range lines {
+		if strings.Contains(l, q) {
+			return true
+		}
+	}
+	return false
 }
 
 // record logs one state change and counts it.

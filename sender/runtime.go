@@ -101,6 +101,15 @@ func (r *Runtime) pauseUntil(t time.Time) {
 	}
 }
 
+// IdempotentFunc reports, for state.Store.Settle at start, whether a channel may resend a
+// message found `sending` after a crash; an unknown channel may not.
+func IdempotentFunc(rts map[string]*Runtime) func(channel string) bool {
+	return func(channel string) bool {
+		rt := rts[channel]
+		return rt != nil && rt.Idempotent()
+	}
+}
+
 func withDefaults(c ChannelConfig) ChannelConfig {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultChannelConcurrency

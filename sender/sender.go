@@ -53,6 +53,9 @@ type Options struct {
 	// DrainTimeout bounds the sends still running when Run's ctx ends (default 10s); sends
 	// cut by it are retried (idempotent channels) or uncertain.
 	DrainTimeout time.Duration
+	// RuleQuietHours are quiet hours per rule name; they replace the channel's for that rule's
+	// messages (a rule's window is usually in its own time zone: set QuietHours.Timezone).
+	RuleQuietHours map[string]QuietHours
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger gets one line per state change (default slog.Default()).
@@ -84,6 +87,11 @@ func (o *Options) validate() error {
 	}
 	if o.Concurrency < 0 || o.ClaimBatch < 0 || o.CompleteBatch < 0 {
 		return fmt.Errorf("sender options: negative concurrency or batch: %w", ErrConfig)
+	}
+	for rule, q := range o.RuleQuietHours {
+		if _, err := newQuietWindow(&q, time.UTC); err != nil {
+			return fmt.Errorf("sender options: rule %q: %w", rule, err)
+		}
 	}
 	setDefault(&o.Concurrency, DefaultConcurrency)
 	setDefault(&o.ClaimBatch, DefaultClaimBatch)
@@ -117,13 +125,14 @@ type Sender struct {
 	now     func() time.Time
 	metrics *senderMetrics
 
-	kick    chan struct{} // a Kick since the last claim
-	room    chan struct{} // a claimed message started or was completed
-	claimed atomic.Int64  // claimed and not yet completed
-	waiting atomic.Int64  // claimed and not yet handed to the channel (or finished)
-	started atomic.Int64  // handed to the channel or finished without a send, ever
-	global  chan struct{} // send slots over all channels
-	done    chan outcome  // to the committer
+	quiet   map[string]*quietWindow // by rule
+	kick    chan struct{}           // a Kick since the last claim
+	room    chan struct{}           // a claimed message started or was completed
+	claimed atomic.Int64            // claimed and not yet completed
+	waiting atomic.Int64            // claimed and not yet handed to the channel (or finished)
+	started atomic.Int64            // handed to the channel or finished without a send, ever
+	global  chan struct{}           // send slots over all channels
+	done    chan outcome            // to the committer
 	running atomic.Bool
 }
 
@@ -132,7 +141,12 @@ func New(opts Options) (*Sender, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	quiet := make(map[string]*quietWindow, len(opts.RuleQuietHours))
+	for rule, q := range opts.RuleQuietHours {
+		quiet[rule], _ = newQuietWindow(&q, time.UTC) // validated above
+	}
 	return &Sender{
+		quiet:   quiet,
 		opts:    opts,
 		log:     opts.Logger,
 		now:     opts.Now,
@@ -334,7 +348,11 @@ func (s *Sender) admit(ctx context.Context, rt *Runtime, m *state.Message) (outc
 		return outcome{msg: m, rt: rt, Outcome: state.Outcome{Key: m.Key, Result: state.ResultDead, At: now,
 			Reason: string(ReasonMaxAge), Error: fmt.Sprintf("not sent within max_age %s", rt.cfg.MaxAge)}}, false
 	}
-	if end, quiet := rt.quiet.end(now); quiet {
+	q := rt.quiet
+	if rq, ok := s.quiet[m.Rule]; ok {
+		q = rq
+	}
+	if end, quiet := q.end(now); quiet {
 		return defer_(end, ReasonQuietHours)
 	}
 	if p := rt.PausedUntil(); p.After(now.Add(s.opts.MaxWait)) {

@@ -393,3 +393,90 @@ func TestBurstAgainstThrottlingProviderDrainsEachOnce(t *testing.T) {
 		t.Error("the provider never throttled")
 	}
 }
+
+func TestRuleQuietHoursReplaceTheChannels(t *testing.T) {
+	now := time.Date(2026, 7, 1, 10, 30, 0, 0, time.UTC) // 12:30 in Berlin
+	clk := newClock(now)
+	st := openStore(t, clk.Now)
+	prov := newLedger(t, clk.Now, nil)
+	rt := webhookRuntime(t, "sms", prov.URL, ChannelConfig{})
+	msgs := messages(2, "sms", now)
+	msgs[1].Rule = "rule-b"
+	insert(t, st, msgs)
+	s, err := New(Options{Store: st, Channels: map[string]*Runtime{"sms": rt}, Now: clk.Now, Logger: quietLog,
+		RuleQuietHours: map[string]QuietHours{"rule-a": {Start: "12:00", End: "14:00", Timezone: "Europe/Berlin"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	waitFor(t, "both settled", func() bool {
+		c := counts(t, st)
+		return c[state.StatusSent] == 1 && c[state.StatusScheduled] == 1
+	})
+	if m := get(t, st, "rule-a:000000"); m.Status != state.StatusScheduled || !m.DueAt.Equal(time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("rule-a message: %s due %s", m.Status, m.DueAt)
+	}
+	if _, err := New(Options{Store: st, RuleQuietHours: map[string]QuietHours{"x": {Start: "1", End: "2"}}}); !errors.Is(err, ErrConfig) {
+		t.Errorf("bad rule quiet hours: %v", err)
+	}
+}
+
+// racingQueue completes one message itself just before the sender's group is written, as an
+// operator action racing the sender would.
+type racingQueue struct {
+	*state.Store
+	key  string
+	once atomic.Bool
+}
+
+func (q *racingQueue) Complete(ctx context.Context, outs []state.Outcome) error {
+	if q.once.CompareAndSwap(false, true) {
+		if err := q.Store.Complete(ctx, []state.Outcome{{Key: q.key, Result: state.ResultDead, Reason: "operator"}}); err != nil {
+			return err
+		}
+	}
+	return q.Store.Complete(ctx, outs)
+}
+
+func TestOutcomeForAMessageNoLongerSendingIsSkipped(t *testing.T) {
+	st := openStore(t, nil)
+	prov := newLedger(t, time.Now, nil)
+	rt := webhookRuntime(t, "hook", prov.URL, ChannelConfig{Concurrency: 1})
+	insert(t, st, messages(5, "hook", time.Now()))
+	q := &racingQueue{Store: st, key: "rule-a:000000"}
+	s, _ := New(Options{Store: q, Channels: map[string]*Runtime{"hook": rt}, Logger: quietLog, ClaimBatch: 5})
+	stop := run(t, s)
+	waitFor(t, "all settled", func() bool {
+		c := counts(t, st)
+		return c[state.StatusSent] == 4 && c[state.StatusDead] == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if m := get(t, st, "rule-a:000000"); m.Reason != "operator" {
+		t.Errorf("operator's outcome overwritten: %+v", m)
+	}
+}
+
+// TestRateLimitAccuracy is a real-time test of the token bucket through the whole loop: over
+// about 10 s the provider sees the configured rate within 5%.
+func TestRateLimitAccuracy(t *testing.T) {
+	const rate, window = 100.0, 10 * time.Second
+	st := openStore(t, nil)
+	prov := newLedger(t, time.Now, nil)
+	rt := webhookRuntime(t, "sms", prov.URL, ChannelConfig{RatePerSecond: rate, Burst: 1, Concurrency: 32})
+	insert(t, st, messages(int(rate*window.Seconds()*1.3), "sms", time.Now()))
+	s, _ := New(Options{Store: st, Channels: map[string]*Runtime{"sms": rt}, Logger: quietLog})
+	stop := run(t, s)
+	n := int(rate * window.Seconds())
+	waitFor(t, "a window of sends", func() bool { return prov.acceptedCount() > n })
+	stop()
+	prov.mu.Lock()
+	first, last := prov.realAt[0], prov.realAt[n]
+	prov.mu.Unlock()
+	got := float64(n) / last.Sub(first).Seconds()
+	if got < rate*0.95 || got > rate*1.05 {
+		t.Errorf("accepted %.1f/s over %s, want %.0f/s ±5%%", got, last.Sub(first).Round(time.Millisecond), rate)
+	}
+	t.Logf("accepted %.2f/s over %s", got, last.Sub(first).Round(time.Millisecond))
+}
