@@ -93,6 +93,17 @@ type Evaluator struct {
 	vm    vm.VM
 	env   map[string]any
 	cache map[tableKey]*tableRules
+
+	lastAt  time.Time // the last commit time and its boxed value (see commitTime)
+	boxedAt any
+}
+
+// commitTime boxes t for the env once per transaction (the changes of a transaction share it).
+func (e *Evaluator) commitTime(t time.Time) any {
+	if e.boxedAt == nil || !t.Equal(e.lastAt) || t.Location() != e.lastAt.Location() {
+		e.lastAt, e.boxedAt = t, t
+	}
+	return e.boxedAt
 }
 
 type tableRules struct {
@@ -169,7 +180,7 @@ func (e *Evaluator) Evaluate(ch *cdc.Change, meta Meta, out []Effect) []Effect {
 	env["old"] = map[string]any(ch.Before)
 	env["op"] = opNames[ch.Op%5]
 	env["table"] = tr.name
-	env["commit_time"] = meta.CommitTime
+	env["commit_time"] = e.commitTime(meta.CommitTime)
 	for _, r := range tr.rules {
 		if !r.hasOp(ch.Op) {
 			if ch.Op == cdc.OpDelete && r.at != nil {
