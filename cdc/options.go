@@ -55,6 +55,9 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the jittered exponential wait between reconnects.
 	// Zero: 200 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
+
+	// slowDecode forces go-mysql's decoder for every table (tests compare both decoders).
+	slowDecode bool
 }
 
 func (o *Options) validate() error {

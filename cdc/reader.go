@@ -143,7 +143,8 @@ func jitter(d time.Duration) time.Duration {
 
 // fatal reports whether err is one no reconnect can fix.
 func fatal(err error) bool {
-	if errors.Is(err, ErrPositionPurged) || errors.Is(err, ErrSchemaMismatch) || errors.Is(err, ErrRowImage) {
+	if errors.Is(err, ErrPositionPurged) || errors.Is(err, ErrSchemaMismatch) || errors.Is(err, ErrRowImage) ||
+		errors.Is(err, errDecode) {
 		return true
 	}
 	var me *mysql.MyError

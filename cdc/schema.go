@@ -52,6 +52,12 @@ type table struct {
 	// checked is the last table map event the columns were verified against: the parser makes
 	// a new one per table map event, so verification runs once per transaction and table.
 	checked *replication.TableMapEvent
+	fast    bool // the fast decoder handles every column of checked
+}
+
+// fastFor reports whether the fast decoder can read rows of tm (verified by forRows).
+func (t *table) fastFor(tm *replication.TableMapEvent) bool {
+	return t.checked == tm && t.fast
 }
 
 // schemaCache holds table descriptions until a DDL statement clears them. It is used by one
@@ -87,7 +93,7 @@ func (c *schemaCache) forRows(ctx context.Context, tm *replication.TableMapEvent
 		}
 		problem := t.verify(tm)
 		if problem == "" {
-			t.checked = tm
+			t.checked, t.fast = tm, fastOK(tm, t)
 			return t, nil
 		}
 		if attempt > 0 {

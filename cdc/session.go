@@ -36,14 +36,16 @@ type session struct {
 	nextSID []byte             // MySQL: SID/GNO of the transaction being read
 	nextGNO int64
 
-	events  []rowsEvent // watched rows events of the transaction being read
-	nrows   int         // changes in events
-	rowsSeq int         // rows events seen in the transaction being read
-	inTxn   bool
+	events    []rowsEvent // watched rows events of the transaction being read
+	undecoded []undecoded // watched rows events parsed but not yet handled
+	rowsSeq   int         // rows events seen in the transaction being read
+	inTxn     bool
 
 	// work carries complete transactions from the decoding goroutine to convert, which builds
 	// the Rows and sends the Txns: normalisation runs on a second core, in binlog order.
-	work chan *work
+	work    chan *work
+	convErr error              // a row image convert could not decode; owned by convert
+	stop    context.CancelFunc // ends the session (convert's way to stop the stream)
 
 	progress     *work     // latest progress-only transaction not yet sent
 	lastProgress time.Time // when a progress-only Txn was last sent
@@ -55,6 +57,8 @@ func newSession(r *Reader, from Position, out chan<- *Txn) *session {
 
 // run connects and streams until an error. The returned error is classified by fatal.
 func (s *session) run(ctx context.Context) error {
+	ctx, s.stop = context.WithCancel(ctx)
+	defer s.stop()
 	s.ctx = ctx
 	o := &s.r.opts
 	s.flavor = s.r.serverFlavor()
@@ -101,6 +105,9 @@ func (s *session) run(ctx context.Context) error {
 	err := s.stream(cfg)
 	close(s.work) // the syncer is closed: no handler runs any more
 	<-converted
+	if s.convErr != nil {
+		return s.convErr
+	}
 	return s.classify(err)
 }
 
@@ -140,7 +147,8 @@ func (s *session) classify(err error) error {
 	return fmt.Errorf("binlog stream from %s: %w", s.r.opts.Addr, err)
 }
 
-// decodeRows decodes the rows of watched tables only.
+// decodeRows decodes only the header of a rows event; the rows of watched tables are decoded
+// later, by rows (go-mysql's decoder) or convert (the fast decoder), and unwatched ones never.
 func (s *session) decodeRows(e *replication.RowsEvent, data []byte) error {
 	pos, err := e.DecodeHeader(data)
 	if err != nil {
@@ -149,7 +157,26 @@ func (s *session) decodeRows(e *replication.RowsEvent, data []byte) error {
 	if e.Table == nil || !s.r.filter.watched(e.Table.Schema, e.Table.Table) {
 		return nil
 	}
-	return e.DecodeData(pos, data)
+	s.undecoded = append(s.undecoded, undecoded{e: e, pos: pos, data: data})
+	return nil
+}
+
+// undecoded is the body of a watched rows event that was parsed but not decoded yet.
+type undecoded struct {
+	e    *replication.RowsEvent
+	pos  int
+	data []byte
+}
+
+// takeUndecoded returns the stashed body of e; ok is false for unwatched tables.
+func (s *session) takeUndecoded(e *replication.RowsEvent) (undecoded, bool) {
+	for i, u := range s.undecoded {
+		if u.e == e {
+			s.undecoded = append(s.undecoded[:i], s.undecoded[i+1:]...)
+			return u, true
+		}
+	}
+	return undecoded{}, false
 }
 
 // HandleEvent is called by go-mysql for every event, in order.
@@ -189,7 +216,7 @@ func (s *session) HandleEvent(ev *replication.BinlogEvent) error {
 }
 
 func (s *session) begin() {
-	s.events, s.nrows = nil, 0
+	s.events, s.undecoded = nil, s.undecoded[:0]
 	s.rowsSeq = 0
 	s.inTxn = true
 	s.next, s.nextSID = nil, nil
@@ -243,8 +270,9 @@ func firstWord(q string) string {
 func (s *session) rows(h *replication.EventHeader, e *replication.RowsEvent) error {
 	seq := s.rowsSeq
 	s.rowsSeq++
-	if len(e.Rows) == 0 {
-		return nil // an unwatched table: not decoded
+	u, ok := s.takeUndecoded(e)
+	if !ok {
+		return nil // an unwatched table
 	}
 	if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
 		return fmt.Errorf("binlog %s:%d: partial JSON update of %s.%s: set binlog_row_value_options='' on the source: %w",
@@ -254,71 +282,111 @@ func (s *session) rows(h *replication.EventHeader, e *replication.RowsEvent) err
 	if err != nil {
 		return fmt.Errorf("binlog %s:%d: %w", s.file, h.LogPos, err)
 	}
-	for i := range e.SkippedColumns {
-		if len(e.SkippedColumns[i]) > 0 {
-			return fmt.Errorf("binlog %s:%d: table %s.%s: row image lacks %d columns: the source's binlog_row_image "+
-				"must be FULL: %w", s.file, h.LogPos, t.schema, t.name, len(e.SkippedColumns[i]), ErrRowImage)
-		}
-	}
-	op := OpInsert
-	n := len(e.Rows)
+	ev := rowsEvent{t: t, base: seq << 32, tm: e.Table}
 	switch e.Type() {
 	case replication.EnumRowsEventTypeInsert:
+		ev.op = OpInsert
 	case replication.EnumRowsEventTypeDelete:
-		op = OpDelete
+		ev.op = OpDelete
 	case replication.EnumRowsEventTypeUpdate:
-		if n%2 != 0 {
-			return fmt.Errorf("binlog %s:%d: update of %s.%s has an odd number of images", s.file, h.LogPos, t.schema, t.name)
-		}
-		op, n = OpUpdate, n/2
+		ev.op = OpUpdate
 	default:
 		return fmt.Errorf("binlog %s:%d: unknown rows event type %s", s.file, h.LogPos, h.EventType)
 	}
-	s.events = append(s.events, rowsEvent{t: t, op: op, rows: e.Rows, base: seq << 32})
-	s.nrows += n
+	ncol := len(t.cols)
+	compressed := h.EventType == replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1 ||
+		h.EventType == replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1 ||
+		h.EventType == replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1
+	if !compressed && t.fastFor(e.Table) && fullImage(e.ColumnBitmap1, ncol) &&
+		(ev.op != OpUpdate || fullImage(e.ColumnBitmap2, ncol)) && !s.r.opts.slowDecode {
+		ev.body = u.data[u.pos:] // decoded by convert, on another core
+	} else {
+		if err := e.DecodeData(u.pos, u.data); err != nil {
+			return fmt.Errorf("binlog %s:%d: table %s.%s: %w", s.file, h.LogPos, t.schema, t.name, err)
+		}
+		for i := range e.SkippedColumns {
+			if len(e.SkippedColumns[i]) > 0 {
+				return fmt.Errorf("binlog %s:%d: table %s.%s: row image lacks %d columns: the source's binlog_row_image "+
+					"must be FULL: %w", s.file, h.LogPos, t.schema, t.name, len(e.SkippedColumns[i]), ErrRowImage)
+			}
+		}
+		if ev.op == OpUpdate && len(e.Rows)%2 != 0 {
+			return fmt.Errorf("binlog %s:%d: update of %s.%s has an odd number of images", s.file, h.LogPos, t.schema, t.name)
+		}
+		ev.rows = e.Rows
+	}
+	s.events = append(s.events, ev)
 	return nil
 }
 
-// rowsEvent is one watched rows event, verified against its table, not yet normalised.
+// rowsEvent is one watched rows event, verified against its table, not yet normalised: either
+// go-mysql's decoded rows or the raw body for the fast decoder.
 type rowsEvent struct {
 	t    *table
 	op   Op
-	rows [][]any // images; update: before, after, before, after, ...
-	base int     // Index of the event's first change
+	base int                        // Index of the event's first change
+	rows [][]any                    // go-mysql's images; update: before, after, before, after, ...
+	body []byte                     // or the undecoded images
+	tm   *replication.TableMapEvent // the table map the body refers to
+}
+
+// images returns the event's row images as Rows.
+func (ev *rowsEvent) images() ([]Row, error) {
+	if ev.body != nil {
+		return ev.t.decodeImages(ev.tm, ev.body, ev.op == OpUpdate)
+	}
+	out := make([]Row, len(ev.rows))
+	for i, vals := range ev.rows {
+		out[i] = ev.t.row(vals)
+	}
+	return out, nil
 }
 
 // work is a complete transaction waiting for convert.
 type work struct {
 	txn    Txn
 	events []rowsEvent
-	nrows  int
 }
 
 // changes builds the transaction's Changes.
-func (w *work) changes() []Change {
-	if w.nrows == 0 {
-		return nil
+func (w *work) changes() ([]Change, error) {
+	if len(w.events) == 0 {
+		return nil, nil
 	}
-	out := make([]Change, 0, w.nrows)
-	for _, ev := range w.events {
-		t := ev.t
+	imgs := make([][]Row, len(w.events))
+	n := 0
+	for i := range w.events {
+		rows, err := w.events[i].images()
+		if err != nil {
+			return nil, err
+		}
+		imgs[i] = rows
+		if w.events[i].op == OpUpdate {
+			n += len(rows) / 2
+		} else {
+			n += len(rows)
+		}
+	}
+	out := make([]Change, 0, n)
+	for k, ev := range w.events {
+		t, rows := ev.t, imgs[k]
 		switch ev.op {
 		case OpInsert:
-			for i, vals := range ev.rows {
-				out = append(out, Change{Schema: t.schema, Table: t.name, Op: OpInsert, After: t.row(vals), Index: ev.base | i})
+			for i, r := range rows {
+				out = append(out, Change{Schema: t.schema, Table: t.name, Op: OpInsert, After: r, Index: ev.base | i})
 			}
 		case OpDelete:
-			for i, vals := range ev.rows {
-				out = append(out, Change{Schema: t.schema, Table: t.name, Op: OpDelete, Before: t.row(vals), Index: ev.base | i})
+			for i, r := range rows {
+				out = append(out, Change{Schema: t.schema, Table: t.name, Op: OpDelete, Before: r, Index: ev.base | i})
 			}
 		case OpUpdate:
-			for i := 0; i+1 < len(ev.rows); i += 2 {
+			for i := 0; i+1 < len(rows); i += 2 {
 				out = append(out, Change{Schema: t.schema, Table: t.name, Op: OpUpdate,
-					Before: t.row(ev.rows[i]), After: t.row(ev.rows[i+1]), Index: ev.base | i/2})
+					Before: rows[i], After: rows[i+1], Index: ev.base | i/2})
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // convert normalises queued transactions and sends them, in order, until the queue is closed.
@@ -329,7 +397,12 @@ func (s *session) convert() {
 			continue
 		}
 		t := &w.txn
-		t.Changes = w.changes()
+		var err error
+		if t.Changes, err = w.changes(); err != nil {
+			s.convErr = fmt.Errorf("binlog transaction ending at %s: %w", t.Position, err)
+			s.stop()
+			continue
+		}
 		select {
 		case s.out <- t:
 			s.delivered = t.Position
@@ -364,9 +437,9 @@ func (s *session) commit(h *replication.EventHeader) error {
 	if s.gset != nil {
 		pos.GTID = s.gset.String()
 	}
-	w := &work{txn: Txn{Position: pos, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC()}, events: s.events, nrows: s.nrows}
-	s.events, s.nrows, s.next, s.nextSID, s.inTxn, s.rowsSeq = nil, 0, nil, nil, false, 0
-	if w.nrows > 0 {
+	w := &work{txn: Txn{Position: pos, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC()}, events: s.events}
+	s.events, s.next, s.nextSID, s.inTxn, s.rowsSeq = nil, nil, nil, false, 0
+	if len(w.events) > 0 {
 		s.progress = nil
 		return s.queue(w)
 	}

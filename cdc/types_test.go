@@ -2,6 +2,7 @@ package cdc_test
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"sort"
@@ -85,18 +86,45 @@ func TestColumnTypesRoundTripToExactGoValues(t *testing.T) {
 		t.Run("binlog_row_metadata="+metadata, func(t *testing.T) {
 			setRowMetadata(t, metadata)
 			db := database(t)
-			primary(t, "CREATE TABLE "+db+".types "+typesTable)
+			// Without the TIME column every column takes the fast decoder; with it, go-mysql's.
+			primary(t, "CREATE TABLE "+db+".types "+typesTable,
+				"CREATE TABLE "+db+".fast LIKE "+db+".types", "ALTER TABLE "+db+".fast DROP COLUMN tm")
 			from := current(t)
-			s := startStream(t, readerOpts(db+".*"), from)
-			primary(t, "INSERT INTO "+db+".types "+"VALUES "+typesRow, "INSERT INTO "+db+".types (id) VALUES (2)")
-			txns := s.next(2)
-			compareRow(t, txns[0].Changes[0].After, typesWant())
-			nulls := cdc.Row{}
+			primary(t,
+				"INSERT INTO "+db+".types VALUES "+typesRow, "INSERT INTO "+db+".types (id) VALUES (2)",
+				"INSERT INTO "+db+".fast SELECT id, n_null, amount, ubig, dt6, d, ts, j, vb, e, st, ti, dbl, txt, uti, usi, umi, ui, mi, f, y, b, ch, zd, old, bl FROM "+db+".types",
+				"UPDATE "+db+".fast SET amount = 0.05, txt = NULL WHERE id = 1",
+			)
+			withNulls := cdc.Row{}
 			for k := range typesWant() {
-				nulls[k] = nil
+				withNulls[k] = nil
 			}
-			nulls["id"] = int64(2)
-			compareRow(t, txns[1].Changes[0].After, nulls)
+			withNulls["id"] = int64(2)
+			noTime := func(r cdc.Row) cdc.Row {
+				r = maps.Clone(r)
+				delete(r, "tm")
+				return r
+			}
+			updated := noTime(typesWant())
+			updated["amount"], updated["txt"] = decimal.RequireFromString("0.05"), nil
+
+			for name, opts := range map[string]cdc.Options{
+				"fast decoder":     readerOpts(db + ".*"),
+				"go-mysql decoder": cdc.WithGoMySQLDecoder(readerOpts(db + ".*")),
+			} {
+				t.Run(name, func(t *testing.T) {
+					txns := startStream(t, opts, from).next(4)
+					compareRow(t, txns[0].Changes[0].After, typesWant())
+					compareRow(t, txns[1].Changes[0].After, withNulls)
+					if len(txns[2].Changes) != 2 {
+						t.Fatalf("INSERT … SELECT: %d changes, want 2", len(txns[2].Changes))
+					}
+					compareRow(t, txns[2].Changes[0].After, noTime(typesWant()))
+					compareRow(t, txns[2].Changes[1].After, noTime(withNulls))
+					compareRow(t, txns[3].Changes[0].Before, noTime(typesWant()))
+					compareRow(t, txns[3].Changes[0].After, updated)
+				})
+			}
 		})
 	}
 }
