@@ -376,11 +376,15 @@ func (t *Template) Kind() Kind { return t.spec.Kind }
 // key, to; items and count for digests). A missing or NULL field, a helper error, a subject
 // with a line break or an SMS over MaxSegments is an error: `template "name": part:line:col:
 // msg`, wrapping an *Error (errors.As) and, where one applies, a sentinel (errors.Is).
-func (t *Template) Render(data map[string]any) (Output, error) {
-	var out Output
-	var err error
+func (t *Template) Render(data map[string]any) (out Output, err error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer func() {
+		if r := recover(); r != nil {
+			// Bad input fails one message, never the ingest loop (DESIGN.md, invariant 5);
+			// the buffer may be in any state, so it is not reused.
+			out, err = Output{}, t.fail(&Error{Msg: fmt.Sprintf("render panicked: %v", r)})
+			return
+		}
 		if buf.Cap() <= maxPooled {
 			bufPool.Put(buf)
 		}
@@ -446,7 +450,10 @@ func (t *Template) exec(x executor, part string, buf *bytes.Buffer, data map[str
 
 // fail names the template in a render error.
 func (t *Template) fail(e *Error) error {
-	if e.Line > 0 {
+	switch {
+	case e.Part == "":
+		return fmt.Errorf("template %q: %w", t.name, e)
+	case e.Line > 0:
 		return fmt.Errorf("template %q: %s:%w", t.name, e.Part, e)
 	}
 	return fmt.Errorf("template %q: %s: %w", t.name, e.Part, e)

@@ -375,3 +375,19 @@ func TestRunawayTemplatesStop(t *testing.T) {
 		})
 	}
 }
+
+// panicky panics when a template calls its method: Render must fail the message, not panic.
+type panicky struct{}
+
+func (panicky) Boom() string { panic("boom") }
+
+func TestRenderRecoversFromPanics(t *testing.T) {
+	tm, err := Compile("t", Spec{Kind: KindWebhook, Text: `{{ .v.Boom }}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tm.Render(v(panicky{}))
+	if want := `template "t": text:1:4: boom`; err == nil || err.Error() != want {
+		t.Fatalf("error = %v, want %q", err, want)
+	}
+}
