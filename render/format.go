@@ -142,7 +142,7 @@ func describe(v any) string {
 	case []any:
 		return "a list"
 	}
-	return fmt.Sprintf("a %T", v)
+	return fmt.Sprintf("a value of type %T", v)
 }
 
 // formatNumber writes d with the locale's separators; places < 0 keeps d's own digits,

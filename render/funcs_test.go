@@ -136,7 +136,7 @@ func TestDates(t *testing.T) {
 		{"datetime RFC 3339 string", "de", `{{ datetime .v }}`, v("2026-03-29T08:30:00Z"), "29.03.2026, 10:30", false},
 		{"unknown layout", "en", `{{ date .v .l }}`, map[string]any{"v": day, "l": "foo"}, `template "t": text:1:4: date: unknown layout "foo" (want short, medium, long, full, time or a Go layout)`, true},
 		{"bad date string", "en", `{{ date .v }}`, v("yesterday"), `template "t": text:1:4: date: string is not a date (want RFC 3339, 2006-01-02 15:04:05 or 2006-01-02)`, true},
-		{"number is not a date", "en", `{{ date .v }}`, v(int64(3)), `template "t": text:1:4: date: cannot use a int64 as a date`, true},
+		{"number is not a date", "en", `{{ date .v }}`, v(int64(3)), `template "t": text:1:4: date: cannot use a value of type int64 as a date`, true},
 	})
 }
 
