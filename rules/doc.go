@@ -33,8 +33,9 @@
 //	table:       schema.table, '*' matches any run of characters (lending.*)
 //	on:          [insert, update, delete, snapshot] (one or a list; required)
 //	when:        bool expression; absent = always
-//	key:         dedupe key expression; the message key is "<rule>:<value>". Default: see
-//	             Effect.Key (binlog coordinates + row index: replay-safe only from the same binlog)
+//	key:         dedupe key expression; the message key is "<rule>:<value>" (a reminder's:
+//	             "<rule>:<value>@<fire time>"). Default: see Effect.Key — for a plain rule the
+//	             binlog coordinates + row index, which is replay-safe only from the same binlog
 //	to:          recipient expression (required), e.g. e164(new.phone)
 //	channel:     channel name (or defaults.channel); checked against Options.Channels
 //	kind:        sms | email | webhook (else from Options.ChannelKinds, else inferred)

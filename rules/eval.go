@@ -57,8 +57,10 @@ type Effect struct {
 	Kind EffectKind
 	Rule *Rule
 	// Key is the message key "<rule>:<key>": the rule's key expression, or by default
-	//   - for a reminder: "<rule>:<entity>@<fire time RFC 3339>" (the same reminder is the same
-	//     message whatever event re-derives it; a changed fire time is a new message);
+	//   - for a reminder: "<rule>:<entity>@<fire time RFC 3339>". A reminder's key always ends
+	//     with "@<fire time>", after its key expression too: the same reminder is the same
+	//     message whatever event re-derives it, and a moved fire time is a new message that
+	//     replaces the pending one in its slot;
 	//   - for a sweep: "<sweep>:<run time>:<key_column value>";
 	//   - otherwise: "<rule>:<Meta.Position>#<Change.Index>". This default makes a replay safe
 	//     only from the same binlog: a re-snapshot or a restore onto another server produces
@@ -306,7 +308,9 @@ func (e *Evaluator) effect(r *Rule, ch *cdc.Change, meta Meta, table any) Effect
 
 // key computes the message key (see Effect.Key).
 func (e *Evaluator) key(r *Rule, ch *cdc.Change, meta Meta, entity string, at time.Time) (string, error) {
-	if r.key != nil {
+	k := ""
+	switch {
+	case r.key != nil:
 		v, err := e.run(r.key)
 		if err != nil {
 			return "", err
@@ -314,23 +318,26 @@ func (e *Evaluator) key(r *Rule, ch *cdc.Change, meta Meta, entity string, at ti
 		if v == nil {
 			return "", fmt.Errorf("key: %w", ErrNull)
 		}
-		k := Format(v)
-		if k == "" {
+		if k = Format(v); k == "" {
 			return "", errors.New("key is empty")
 		}
-		return r.Name + ":" + k, nil
-	}
-	switch {
 	case r.at != nil:
-		return r.Name + ":" + entity + "@" + at.UTC().Format(time.RFC3339), nil
+		k = entity
 	case r.Sweep != nil:
 		id, ok := ch.After[r.Sweep.KeyColumn]
 		if !ok || id == nil {
 			return "", fmt.Errorf("key_column %q: %w", r.Sweep.KeyColumn, ErrNull)
 		}
-		return r.Name + ":" + meta.CommitTime.UTC().Format(time.RFC3339) + ":" + Format(id), nil
+		k = meta.CommitTime.UTC().Format(time.RFC3339) + ":" + Format(id)
+	default:
+		k = meta.Position + "#" + itoa(ch.Index)
 	}
-	return r.Name + ":" + meta.Position + "#" + itoa(ch.Index), nil
+	if r.at != nil {
+		// The fire time is part of a reminder's key: a moved due date is a new message, which
+		// the state's slot reconciliation puts in place of the old one.
+		k += "@" + at.UTC().Format(time.RFC3339)
+	}
+	return r.Name + ":" + k, nil
 }
 
 // entity computes a reminder's entity: the `entity` expression, evaluated with `new` bound to
