@@ -144,6 +144,14 @@ func (s *Set) Evaluate(ch *cdc.Change, meta Meta, out []Effect) []Effect {
 	return out
 }
 
+// EvaluateSweep is Evaluator.EvaluateSweep with a pooled Evaluator; safe for concurrent use.
+func (s *Set) EvaluateSweep(sw *Sweep, row cdc.Row, runAt time.Time, out []Effect) []Effect {
+	e := s.pool.Get().(*Evaluator)
+	out = e.EvaluateSweep(sw, row, runAt, out)
+	s.pool.Put(e)
+	return out
+}
+
 // rulesFor returns the rules of a table: exact names from the Set's map, patterns matched once
 // per table and cached here.
 func (e *Evaluator) rulesFor(schema, table string) *tableRules {

@@ -195,7 +195,7 @@ func TestSweep(t *testing.T) {
 	if len(effs) != 1 || effs[0].Key != "wish:2026-12-24T08:00:00Z:3" || effs[0].Data["op"] != "sweep" {
 		t.Errorf("got %+v", effs)
 	}
-	if effs := ev.EvaluateSweep(sw, cdc.Row{"id": int64(4), "phone": nil}, next, nil); len(effs) != 0 {
+	if effs := set.EvaluateSweep(sw, cdc.Row{"id": int64(4), "phone": nil}, next, nil); len(effs) != 0 {
 		t.Errorf("when false: %+v", effs)
 	}
 	if effs := ev.EvaluateSweep(sw, cdc.Row{"phone": "+491701234567"}, next, nil); len(effs) != 1 || effs[0].Kind != EffectFailed {
