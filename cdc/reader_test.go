@@ -264,3 +264,36 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateTableSelectAndNonTransactionalTablesAreWholeTransactions(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".src (id INT PRIMARY KEY)", "INSERT INTO "+db+".src VALUES (1), (2)")
+	from := current(t)
+	primary(t,
+		"CREATE TABLE "+db+".copy SELECT * FROM "+db+".src",
+		"CREATE TABLE "+db+".m (id INT) ENGINE=MyISAM",
+		"INSERT INTO "+db+".m VALUES (7)",
+	)
+	describe := func(txns []*cdc.Txn) []string {
+		var out []string
+		for _, txn := range txns {
+			var s []string
+			for _, c := range txn.Changes {
+				s = append(s, fmt.Sprintf("%s %s %v", c.Op, c.Table, c.After["id"]))
+			}
+			out = append(out, strings.Join(s, ", "))
+		}
+		return out
+	}
+	txns := startStream(t, readerOpts(db+".*"), from).next(2)
+	want := []string{"insert copy 1, insert copy 2", "insert m 7"}
+	if got := describe(txns); !reflect.DeepEqual(got, want) {
+		t.Fatalf("transactions %q, want %q", got, want)
+	}
+	// Resuming after CREATE … SELECT neither repeats nor skips anything.
+	s := startStream(t, readerOpts(db+".*"), cdc.Position{GTID: txns[0].Position.GTID})
+	if got := describe(s.next(1)); !reflect.DeepEqual(got, want[1:]) {
+		t.Fatalf("after resuming: %q, want %q", got, want[1:])
+	}
+	s.quiet()
+}

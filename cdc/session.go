@@ -40,6 +40,8 @@ type session struct {
 	undecoded []undecoded // watched rows events parsed but not yet handled
 	rowsSeq   int         // rows events seen in the transaction being read
 	inTxn     bool
+	// explicit: the transaction being read ends with XID or COMMIT, not with a query event.
+	explicit bool
 
 	// work carries complete transactions from the decoding goroutine to convert, which builds
 	// the Rows and sends the Txns: normalisation runs on a second core, in binlog order.
@@ -91,10 +93,13 @@ func (s *session) run(ctx context.Context) error {
 		Logger:           slog.New(levelFilter{Handler: o.Logger.Handler(), min: slog.LevelWarn}),
 		Dialer:           dialer.DialContext,
 		// MariaDB 11.4+ writes end_log_pos=0 inside transactions (go-mysql #893, #1035).
-		FillZeroLogPos:          s.flavor == FlavorMariaDB,
-		EventCacheCount:         16, // unused with a synchronous handler
-		RowsEventDecodeFunc:     s.decodeRows,
-		SynchronousEventHandler: s,
+		FillZeroLogPos:  s.flavor == FlavorMariaDB,
+		EventCacheCount: 16, // unused with a synchronous handler
+		// Our RowsEventDecodeFunc keeps per-session state: decode compressed MySQL transaction
+		// payloads on one goroutine.
+		PayloadDecoderConcurrency: 1,
+		RowsEventDecodeFunc:       s.decodeRows,
+		SynchronousEventHandler:   s,
 	}
 	s.work = make(chan *work, 64)
 	converted := make(chan struct{})
@@ -189,9 +194,10 @@ func (s *session) HandleEvent(ev *replication.BinlogEvent) error {
 		g := e.GTID
 		s.begin()
 		s.next = &g
-		if e.IsStandalone() {
-			s.inTxn = true // the next query event (DDL or a non-transactional statement) ends it
-		}
+		// A standalone event group (DDL, a non-transactional statement) ends with its query
+		// event; any other ends with XID or COMMIT, even when it holds a DDL statement
+		// (CREATE TABLE … SELECT).
+		s.explicit = !e.IsStandalone()
 	case *replication.GTIDEvent:
 		s.begin()
 		s.nextSID, s.nextGNO = e.SID, e.GNO
@@ -218,7 +224,7 @@ func (s *session) HandleEvent(ev *replication.BinlogEvent) error {
 func (s *session) begin() {
 	s.events, s.undecoded = nil, s.undecoded[:0]
 	s.rowsSeq = 0
-	s.inTxn = true
+	s.inTxn, s.explicit = true, false
 	s.next, s.nextSID = nil, nil
 }
 
@@ -230,7 +236,7 @@ func (s *session) query(h *replication.EventHeader, e *replication.QueryEvent) e
 	verb := strings.ToUpper(firstWord(q))
 	switch verb {
 	case "BEGIN":
-		s.inTxn = true
+		s.inTxn, s.explicit = true, true
 		return nil
 	case "COMMIT", "ROLLBACK":
 		if verb == "ROLLBACK" && len(q) > len("ROLLBACK") {
@@ -245,6 +251,12 @@ func (s *session) query(h *replication.EventHeader, e *replication.QueryEvent) e
 	}
 	// DDL and other statements: the table definitions may have changed.
 	s.schema.clear()
+	if strings.HasSuffix(strings.ToUpper(strings.TrimRight(q, "; \t\r\n")), "START TRANSACTION") {
+		s.explicit = true // MySQL 8 CREATE TABLE … SELECT: rows and XID follow
+	}
+	if s.explicit {
+		return nil // the transaction goes on: XID or COMMIT ends it
+	}
 	return s.commit(h)
 }
 
@@ -438,7 +450,7 @@ func (s *session) commit(h *replication.EventHeader) error {
 		pos.GTID = s.gset.String()
 	}
 	w := &work{txn: Txn{Position: pos, CommitTime: time.Unix(int64(h.Timestamp), 0).UTC()}, events: s.events}
-	s.events, s.next, s.nextSID, s.inTxn, s.rowsSeq = nil, nil, nil, false, 0
+	s.events, s.next, s.nextSID, s.inTxn, s.explicit, s.rowsSeq = nil, nil, nil, false, false, 0
 	if len(w.events) > 0 {
 		s.progress = nil
 		return s.queue(w)
