@@ -196,8 +196,9 @@ func formatMoney(v any, code string, loc *locale) (string, error) {
 	}
 	d = d.Round(cur.digits)
 	neg := d.Sign() < 0
-	num := formatNumber(make([]byte, 0, 24), d.Abs(), cur.digits, loc)
-	b := make([]byte, 0, len(num)+len(cur.symbol)+2)
+	var numBuf, outBuf [64]byte // on the stack for the usual amounts
+	num := formatNumber(numBuf[:0], d.Abs(), cur.digits, loc)
+	b := outBuf[:0]
 	if neg {
 		b = append(b, '-')
 	}

@@ -47,7 +47,8 @@ func funcMap(loc *locale, tz *time.Location) template.FuncMap {
 				}
 				p = int32(places[0])
 			}
-			return string(formatNumber(make([]byte, 0, 24), d, p, loc)), nil
+			var buf [64]byte
+			return string(formatNumber(buf[:0], d, p, loc)), nil
 		},
 		"date":     func(v any, layout ...string) (string, error) { return formatDate("date", v, layout, loc, tz) },
 		"datetime": func(v any, layout ...string) (string, error) { return formatDate("datetime", v, layout, loc, tz) },
@@ -162,7 +163,8 @@ func formatDate(name string, v any, layout []string, loc *locale, tz *time.Locat
 	} else {
 		t = t.In(tz)
 	}
-	b := make([]byte, 0, 32)
+	var buf [64]byte
+	b := buf[:0]
 	named, ok := loc.layouts[style]
 	switch {
 	case !ok && !strings.ContainsAny(style, "0123456789"):
