@@ -391,3 +391,18 @@ func TestRenderRecoversFromPanics(t *testing.T) {
 		t.Fatalf("error = %v, want %q", err, want)
 	}
 }
+
+func TestHTMLHelpersAndDefault(t *testing.T) {
+	tm, err := Compile("t", Spec{Kind: KindEmail, Subject: "s", Locale: "de",
+		HTML: `<td>{{ money .new.amount "EUR" }}</td><td>{{ .new.note | default "<none>" }}</td><td title="{{ .new.name | upper }}">{{ .new.name | html }}</td>`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tm.Render(repaymentData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `<td>1.234,50 €</td><td>&lt;none&gt;</td><td title="ANNA">Anna</td>`; out.HTML != want {
+		t.Fatalf("HTML = %q, want %q", out.HTML, want)
+	}
+}
