@@ -2,6 +2,8 @@ package rules
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +130,72 @@ func TestEvaluateReminderSchedulesAndCancels(t *testing.T) {
 	effs = set.Evaluate(del, meta("gtid:0-1-7"), nil)
 	if len(effs) != 1 || effs[0].Kind != EffectCancel || effs[0].Slot != "repayment-due/9" {
 		t.Errorf("delete: got %+v, want cancel of repayment-due/9", effs)
+	}
+}
+
+func TestEvaluateOps(t *testing.T) {
+	set := mustParse(t, `
+defaults: {channel: sms}
+rules:
+  - name: deleted
+    table: s.t
+    on: [delete]
+    when: old.status == "active"
+    key: old.id
+    to: old.phone
+    template: bye
+  - name: not-bool
+    table: s.t
+    on: [insert]
+    when: new.status
+    to: new.phone
+    template: x
+  - name: remind
+    table: s.t
+    on: [insert, update, snapshot]
+    when: new.status == "active"
+    at: new.due
+    to: new.phone
+    template: x
+`)
+	due := time.Date(2026, 3, 31, 9, 0, 0, 0, time.UTC)
+	row := func(status string) cdc.Row {
+		return cdc.Row{"id": int64(1), "status": status, "phone": "+491701234567", "due": due}
+	}
+	tests := []struct {
+		name string
+		ch   cdc.Change
+		want []string // "kind rule key/slot"
+	}{
+		{"insert active", cdc.Change{Op: cdc.OpInsert, After: row("active")},
+			[]string{`failed not-bool ""`, `schedule remind remind:1@2026-03-31T09:00:00Z`}},
+		{"insert draft: no reminder, nothing to cancel", cdc.Change{Op: cdc.OpInsert, After: row("draft")},
+			[]string{`failed not-bool ""`}},
+		{"snapshot draft cancels", cdc.Change{Op: cdc.OpSnapshot, After: row("draft")},
+			[]string{`cancel remind remind/1`}},
+		{"delete: old image only; the reminder is cancelled", cdc.Change{Op: cdc.OpDelete, Before: row("active")},
+			[]string{`send deleted deleted:1`, `cancel remind remind/1`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.ch.Schema, tt.ch.Table = "s", "t"
+			var got []string
+			for _, e := range set.Evaluate(&tt.ch, meta("p"), nil) {
+				id := e.Key
+				if e.Kind == EffectCancel {
+					id = e.Slot
+				}
+				if e.Kind == EffectFailed {
+					id = fmt.Sprintf("%q", e.Key)
+					if !strings.Contains(e.Err.Error(), `when: invalid operation: bool(string)`) {
+						t.Errorf("error: %v", e.Err)
+					}
+				}
+				got = append(got, fmt.Sprintf("%s %s %s", e.Kind, e.Rule.Name, id))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
 	}
 }

@@ -381,15 +381,15 @@ func (want fixtureExpect) compare(e *Effect, out render.Output, rerr error) []st
 // rendered as a digest of that one item (DigestData), which is what `rules test` shows.
 func RenderEffect(e *Effect) (render.Output, error) {
 	if e.Kind == EffectDigest && e.Rule != nil && e.Rule.Template != nil {
-		return e.Rule.Template.Render(e.Rule.DigestData(e.Group, e.Window, []map[string]any{e.Data}, 1))
+		return e.Rule.Template.Render(e.Rule.DigestData(e.Group, e.To, e.Window, []map[string]any{e.Data}, 1))
 	}
 	return e.Render()
 }
 
 // DigestData is the template data of a digest message: items (the Data of the first
 // Digest.MaxItems items, in arrival order), count (all items of the window), more (count minus
-// the items listed), group, window (its end), vars and rule.
-func (r *Rule) DigestData(group string, window time.Time, items []map[string]any, count int) map[string]any {
+// the items listed), group, to, window (its end), vars and rule.
+func (r *Rule) DigestData(group, to string, window time.Time, items []map[string]any, count int) map[string]any {
 	if r.Digest != nil && r.Digest.MaxItems > 0 && len(items) > r.Digest.MaxItems {
 		items = items[:r.Digest.MaxItems]
 	}
@@ -398,7 +398,7 @@ func (r *Rule) DigestData(group string, window time.Time, items []map[string]any
 		list[i] = it
 	}
 	return map[string]any{"items": list, "count": count, "more": count - len(items),
-		"group": group, "window": window, "vars": r.Vars, "rule": r.Name}
+		"group": group, "to": to, "window": window, "vars": r.Vars, "rule": r.Name}
 }
 
 // DescribeEffect is a one-line description of an effect for the CLI and logs: kind, rule,

@@ -141,7 +141,7 @@ func TestDigestEffectAndData(t *testing.T) {
 		t.Errorf("got %s group=%q window=%s key=%q to=%q channel=%q", e.Kind, e.Group, e.Window, e.Key, e.To, e.Channel)
 	}
 	items := []map[string]any{e.Data, e.Data, e.Data}
-	out, err := e.Rule.Template.Render(e.Rule.DigestData(e.Group, e.Window, items, 3))
+	out, err := e.Rule.Template.Render(e.Rule.DigestData(e.Group, e.To, e.Window, items, 3))
 	if err != nil || out.Text != "501 501 (3, 1 more)" {
 		t.Errorf("digest text %q, %v", out.Text, err)
 	}
