@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -544,5 +545,25 @@ func TestExtraRoutes(t *testing.T) {
 	}
 	if code, _ := ts.get(t, "/api/v1/extra", "Authorization", "Bearer t"); code != 200 {
 		t.Errorf("extra route under /api/ with token = %d", code)
+	}
+}
+
+func TestLoadToken(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/token"
+	os.WriteFile(file, []byte("  from-file\n"), 0o600)
+	t.Setenv(admin.TokenEnv, "from-env")
+	if tok, err := admin.LoadToken(file); err != nil || tok != "from-file" {
+		t.Errorf("LoadToken(file) = %q, %v", tok, err)
+	}
+	if tok, err := admin.LoadToken(""); err != nil || tok != "from-env" {
+		t.Errorf("LoadToken(\"\") = %q, %v", tok, err)
+	}
+	os.WriteFile(file, []byte("\n"), 0o600)
+	if _, err := admin.LoadToken(file); err == nil {
+		t.Error("an empty token file is accepted (the API would be open)")
+	}
+	if _, err := admin.LoadToken(dir + "/missing"); err == nil {
+		t.Error("a missing token file is accepted")
 	}
 }
