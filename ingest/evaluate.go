@@ -26,8 +26,8 @@ type evaluator struct {
 }
 
 type rowKey struct {
-	table string
-	op    cdc.Op
+	schema, table string
+	op            cdc.Op
 }
 
 func newEvaluator(g *Ingester) evaluator {
@@ -69,13 +69,14 @@ func (e *evaluator) evaluate(t *cdc.Txn) (*batch, error) {
 }
 
 func (e *evaluator) countRow(ch *cdc.Change) {
-	k := rowKey{table: ch.Table, op: ch.Op}
-	if ch.Schema != "" {
-		k.table = ch.Schema + "." + ch.Table
-	}
+	k := rowKey{schema: ch.Schema, table: ch.Table, op: ch.Op}
 	c, ok := e.rows[k]
 	if !ok {
-		c = rowCounter(k.table, ch.Op.String())
+		name := ch.Table
+		if ch.Schema != "" {
+			name = ch.Schema + "." + ch.Table
+		}
+		c = rowCounter(name, ch.Op.String())
 		e.rows[k] = c
 	}
 	c.Inc()
