@@ -34,6 +34,7 @@ type Error struct {
 	Err  error // the underlying cause, if any (e.g. expr's *file.Error); Msg already contains its text
 }
 
+// Error returns "file:line:col: msg".
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
 }
