@@ -55,6 +55,8 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the jittered exponential wait between reconnects.
 	// Zero: 200 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
+	// SnapshotRowsPerSecond caps the rate at which Snapshot reads rows. Zero: no cap.
+	SnapshotRowsPerSecond int
 
 	// slowDecode forces go-mysql's decoder for every table (tests compare both decoders).
 	slowDecode bool
