@@ -42,8 +42,8 @@ type SourceConfig struct {
 	// NOTIFIER_DB_PASSWORD); PasswordFile, if set, wins (trailing newline trimmed).
 	PasswordEnv  string `yaml:"password_env"`
 	PasswordFile string `yaml:"password_file"`
-	// Password exists only to refuse it with a clear message.
-	Password *yaml.Node `yaml:"password"`
+	// Password exists only to refuse it with a clear message (and without repeating it).
+	Password *refusedSecret `yaml:"password"`
 	Flavor   string     `yaml:"flavor"`    // mariadb (default) | mysql
 	ServerID uint32     `yaml:"server_id"` // unique among the source's replicas; required
 	// Include and Exclude are "schema.table" patterns ('*' wildcard). Empty Include: the tables
@@ -92,6 +92,16 @@ type AdminConfig struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug | info (default) | warn | error
 	Format string `yaml:"format"` // json (default) | text
+}
+
+// refusedSecret is a config key that must not hold a secret: decoding records where it was,
+// never its value.
+type refusedSecret struct{ Line int }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *refusedSecret) UnmarshalYAML(n *yaml.Node) error {
+	r.Line = n.Line
+	return nil
 }
 
 // Defaults used when a field is absent.

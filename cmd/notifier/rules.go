@@ -142,6 +142,7 @@ func rulesCommands() []*cli.Command {
 					&cli.StringFlag{Name: "commit-time", Usage: "the transaction's commit time, RFC 3339 (default now)"},
 					&cli.StringFlag{Name: "fixtures", TakesFile: true, Usage: "run the cases of fixtures `FILE` instead"},
 					&cli.StringFlag{Name: "channels-from", TakesFile: true, Usage: "check channel names against config `FILE`"},
+					&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "with --fixtures: print the effects of failing cases"},
 				},
 				Action: rulesTest,
 			},
@@ -253,30 +254,12 @@ func printEffects(w io.Writer, effects []rules.Effect) (failed int) {
 	}
 	for i := range effects {
 		e := &effects[i]
-		name := ""
-		if e.Rule != nil {
-			name = e.Rule.Name
-		}
-		fmt.Fprintf(w, "%s %s key=%q", e.Kind, name, e.Key)
-		if e.Channel != "" || e.To != "" {
-			fmt.Fprintf(w, " channel=%s to=%s", e.Channel, e.To)
-		}
-		if !e.At.IsZero() {
-			fmt.Fprintf(w, " at=%s", e.At.Format(time.RFC3339))
-		}
-		if e.Slot != "" {
-			fmt.Fprintf(w, " slot=%s", e.Slot)
-		}
-		if e.Kind == rules.EffectDigest {
-			fmt.Fprintf(w, " group=%q window_end=%s", e.Group, e.Window.Format(time.RFC3339))
-		}
-		fmt.Fprintln(w)
+		fmt.Fprintln(w, rules.DescribeEffect(e))
 		switch e.Kind {
 		case rules.EffectFailed:
 			failed++
-			fmt.Fprintf(w, "  error: %v\n", e.Err)
 		case rules.EffectSend, rules.EffectSchedule, rules.EffectDigest:
-			out, err := e.Render()
+			out, err := rules.RenderEffect(e)
 			if err != nil {
 				failed++
 				fmt.Fprintf(w, "  template error: %v\n", err)
@@ -372,7 +355,35 @@ func plainJSON(v any) any {
 	return v
 }
 
-// runFixtures runs a fixtures file through the rules package and prints its report.
+// runFixtures runs the cases of a fixtures file (rules.RunFixtures) and prints one line per
+// case, with the differences of a failing one; exit 1 when a case fails, 2 for a malformed file.
 func runFixtures(c *cli.Context, set *rules.Set, path string) error {
-	return cli.Exit("rules test --fixtures: not available yet (waiting for rules.RunFixtures)", 2)
+	results, err := rules.RunFixtures(set, path)
+	if err != nil {
+		return cli.Exit(formatRuleErrors(err), 2)
+	}
+	w := c.App.Writer
+	failed := 0
+	for i := range results {
+		r := &results[i]
+		if r.Passed() {
+			fmt.Fprintf(w, "ok   %s:%d: %s\n", r.File, r.Line, r.Name)
+			continue
+		}
+		failed++
+		fmt.Fprintf(w, "FAIL %s:%d: %s\n", r.File, r.Line, r.Name)
+		for _, f := range r.Failures {
+			fmt.Fprintf(w, "       %s\n", f)
+		}
+		if c.Bool("verbose") {
+			for j := range r.Effects {
+				fmt.Fprintf(w, "       got: %s\n", rules.DescribeEffect(&r.Effects[j]))
+			}
+		}
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", len(results)-failed, failed)
+	if failed > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
 }
