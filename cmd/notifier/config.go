@@ -44,8 +44,8 @@ type SourceConfig struct {
 	PasswordFile string `yaml:"password_file"`
 	// Password exists only to refuse it with a clear message (and without repeating it).
 	Password *refusedSecret `yaml:"password"`
-	Flavor   string     `yaml:"flavor"`    // mariadb (default) | mysql
-	ServerID uint32     `yaml:"server_id"` // unique among the source's replicas; required
+	Flavor   string         `yaml:"flavor"`    // mariadb (default) | mysql
+	ServerID uint32         `yaml:"server_id"` // unique among the source's replicas; required
 	// Include and Exclude are "schema.table" patterns ('*' wildcard). Empty Include: the tables
 	// the rules name.
 	Include []string `yaml:"include"`
