@@ -140,29 +140,50 @@ func (c *committer) record(o *outcome) {
 	if o.rt == nil && o.Reason == string(ReasonUnknownChannel) {
 		ch = "unknown"
 	}
+	switch o.Result {
+	case state.ResultSent, state.ResultDefer, state.ResultSkipped:
+		if !s.log.Enabled(context.Background(), slog.LevelInfo) { // skip masking and attributes
+			s.count(o, ch)
+			return
+		}
+	}
+	s.count(o, ch)
 	attrs := []any{"key", m.Key, "channel", m.Channel, "rule", m.Rule, "to", render.Mask(m.To), "attempt", m.Attempts}
 	switch o.Result {
 	case state.ResultSent:
-		s.metrics.counter("notifier_messages_sent_total", "channel", ch, "rule", m.Rule).Inc()
 		s.log.Info("message sent", append(attrs, "provider_id", o.ProviderID)...)
 	case state.ResultRetry:
-		s.metrics.counter("notifier_messages_retried_total", "channel", ch, "reason", o.Reason).Inc()
 		s.log.Warn("send failed, will retry", append(attrs, "reason", o.Reason, "retry_at", o.RetryAt, "err", maskedError(o))...)
 	case state.ResultDead:
-		s.metrics.counter("notifier_messages_dead_total", "channel", ch, "reason", o.Reason).Inc()
 		s.log.Error("message dead", append(attrs, "reason", o.Reason, "err", maskedError(o))...)
 	case state.ResultUncertain:
-		s.metrics.counter("notifier_messages_uncertain_total", "channel", ch, "", "").Inc()
 		s.log.Error("message uncertain, not resent by itself",
 			append(attrs, "reason", o.Reason, "cause", o.cause, "err", maskedError(o))...)
 	case state.ResultDefer:
-		s.metrics.counter("notifier_messages_deferred_total", "channel", ch, "reason", o.Reason).Inc()
 		s.log.Info("message deferred", append(attrs, "reason", o.Reason, "until", o.RetryAt)...)
 	case state.ResultSkipped:
-		s.metrics.counter("notifier_messages_cancelled_total", "channel", ch, "reason", o.Reason).Inc()
 		s.log.Info("message dropped", append(attrs, "reason", o.Reason, "err", maskedError(o))...)
 	default:
 		s.log.Log(context.Background(), slog.LevelError, "unknown outcome", append(attrs, "result", o.Result)...)
+	}
+}
+
+// count updates the outcome's counter.
+func (s *Sender) count(o *outcome, ch string) {
+	m := s.metrics
+	switch o.Result {
+	case state.ResultSent:
+		m.counter("notifier_messages_sent_total", "channel", ch, "rule", o.msg.Rule).Inc()
+	case state.ResultRetry:
+		m.counter("notifier_messages_retried_total", "channel", ch, "reason", o.Reason).Inc()
+	case state.ResultDead:
+		m.counter("notifier_messages_dead_total", "channel", ch, "reason", o.Reason).Inc()
+	case state.ResultUncertain:
+		m.counter("notifier_messages_uncertain_total", "channel", ch, "", "").Inc()
+	case state.ResultDefer:
+		m.counter("notifier_messages_deferred_total", "channel", ch, "reason", o.Reason).Inc()
+	case state.ResultSkipped:
+		m.counter("notifier_messages_skipped_total", "channel", ch, "reason", o.Reason).Inc()
 	}
 }
 

@@ -86,8 +86,8 @@ func newHTTPChannel(name string, cfg ChannelConfig, deps Deps) (Channel, error) 
 	o := webhook.Options{
 		Name: name, URL: w.URL, Method: w.Method, Headers: w.Headers, Body: w.Body, Form: w.Form,
 		IDPath: w.IDPath, Idempotent: cfg.Idempotent, CAFile: cfg.TLS.CAFile,
-		InsecureSkipVerify: cfg.TLS.InsecureSkipVerify, Timeout: withDefaults(cfg).Timeout,
-		Client: deps.HTTPClient, Now: deps.Now,
+		InsecureSkipVerify: cfg.TLS.InsecureSkipVerify, Client: deps.HTTPClient, Now: deps.Now,
+		// No Timeout: the sender bounds every attempt with the channel's timeout already.
 	}
 	if a := w.Auth; a != nil {
 		var err error

@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,8 @@ type Runtime struct {
 	recipients *recipientCap
 	quiet      *quietWindow
 	pause      atomic.Int64 // unix nanos until which nothing is sent (a provider's Retry-After)
+
+	timeoutCause error // the cause of an attempt's context when cfg.Timeout expires
 }
 
 // NewRuntime applies the policy defaults to cfg, validates them and pairs them with ch.
@@ -62,6 +65,8 @@ func NewRuntime(name string, cfg ChannelConfig, ch Channel) (*Runtime, error) {
 		recipients: newRecipientCap(cfg.PerRecipient),
 		quiet:      q,
 	}
+	rt.timeoutCause = fmt.Errorf("channel %q: no answer within %s: %w (%w)", name, cfg.Timeout, ErrSendTimeout,
+		context.DeadlineExceeded)
 	if cfg.RatePerDay > 0 {
 		rt.daily = &dailyCap{limit: cfg.RatePerDay, loc: loc}
 	}

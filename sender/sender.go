@@ -434,8 +434,7 @@ func origin(m *state.Message) time.Time {
 func (s *Sender) send(ctx context.Context, rt *Runtime, m *state.Message) outcome {
 	defer func() { <-s.global; <-rt.slots }()
 	start := s.now()
-	actx, cancel := context.WithTimeoutCause(ctx, rt.cfg.Timeout,
-		fmt.Errorf("channel %q: no answer within %s: %w (%w)", rt.name, rt.cfg.Timeout, ErrSendTimeout, context.DeadlineExceeded))
+	actx, cancel := context.WithTimeoutCause(ctx, rt.cfg.Timeout, rt.timeoutCause)
 	retry, err := rt.channel.Send(actx, m)
 	cancel()
 	end := s.now()

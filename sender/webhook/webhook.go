@@ -84,6 +84,8 @@ type Channel struct {
 	timeout    time.Duration
 	now        func() time.Time
 	secrets    []string
+
+	timeoutCause error
 }
 
 type header struct {
@@ -134,6 +136,7 @@ func newChannel(o Options) (*Channel, error) {
 	if c.method == "" {
 		c.method = http.MethodPost
 	}
+	c.timeoutCause = fmt.Errorf("webhook %s: no answer within %s: %w", o.Name, o.Timeout, context.DeadlineExceeded)
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -206,6 +209,27 @@ func (c *Channel) Send(ctx context.Context, m *state.Message) (retry bool, err e
 	if err != nil {
 		return false, c.fail(redact(rawURL), 0, reasonTemplate, fmt.Errorf("%w: %w", ErrTemplate, err))
 	}
+	if err := ctx.Err(); err != nil { // nothing sent yet
+		return true, c.fail(redact(rawURL), 0, reasonTimeout, context.Cause(ctx))
+	}
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, c.timeout, c.timeoutCause)
+		defer cancel()
+	}
+	// Whether the whole request was written decides, for a failed call on a non-idempotent
+	// channel, between "retry" (the provider cannot have acted on it) and "uncertain". An
+	// idempotent channel does not need to know: count the request as written.
+	var wrote atomic.Bool
+	if c.idempotent {
+		wrote.Store(true)
+	} else {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				wrote.Store(true)
+			}
+		}})
+	}
 	req, err := http.NewRequestWithContext(ctx, c.method, rawURL, bytes.NewReader(body))
 	if err != nil {
 		return false, c.fail(redact(rawURL), 0, reasonTemplate, fmt.Errorf("%w: %w", ErrTemplate, redactErr(err)))
@@ -230,37 +254,19 @@ func (c *Channel) Send(ctx context.Context, m *state.Message) (retry bool, err e
 	if c.auth != nil {
 		c.auth(req, body)
 	}
-	return c.do(ctx, req, m)
+	return c.do(req, m, &wrote)
 }
 
-// do runs the request under the channel's timeout and classifies the answer.
-func (c *Channel) do(ctx context.Context, req *http.Request, m *state.Message) (bool, error) {
-	where := redact(req.URL.String())
-	if err := ctx.Err(); err != nil { // nothing sent yet
-		return true, c.fail(where, 0, reasonTimeout, context.Cause(ctx))
-	}
-	if c.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, c.timeout,
-			fmt.Errorf("webhook %s: no answer within %s: %w", c.name, c.timeout, context.DeadlineExceeded))
-		defer cancel()
-	}
-	// Whether the whole request was written decides, for a failed call on a non-idempotent
-	// channel, between "retry" (the provider cannot have acted on it) and "uncertain".
-	var wrote atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
-		if i.Err == nil {
-			wrote.Store(true)
-		}
-	}})
-	resp, err := c.client.Do(req.WithContext(ctx))
+// do runs the request and classifies the answer. The redacted URL is only computed for errors.
+func (c *Channel) do(req *http.Request, m *state.Message, wrote *atomic.Bool) (bool, error) {
+	resp, err := c.client.Do(req)
 	if err != nil {
 		reason := reasonConnection
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			reason = reasonTimeout
 		}
-		e := c.fail(where, 0, reason, redactErr(err))
+		e := c.fail(redact(req.URL.String()), 0, reason, redactErr(err))
 		e.Written = wrote.Load()
 		return true, e
 	}
@@ -274,6 +280,7 @@ func (c *Channel) do(ctx context.Context, req *http.Request, m *state.Message) (
 	case code/100 == 2:
 		if c.check != nil {
 			if err := c.check(raw); err != nil {
+				where := redact(req.URL.String())
 				var e *Error
 				if errors.As(err, &e) {
 					e.Channel, e.Method, e.URL, e.Status = c.name, req.Method, where, code
@@ -288,15 +295,15 @@ func (c *Channel) do(ctx context.Context, req *http.Request, m *state.Message) (
 		}
 		return false, nil
 	case code == http.StatusTooManyRequests:
-		e := c.failBody(where, code, reasonRateLimited, raw, ErrStatus)
+		e := c.failBody(redact(req.URL.String()), code, reasonRateLimited, raw, ErrStatus)
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.now())
 		return true, e
 	case code/100 == 5:
-		e := c.failBody(where, code, reasonProvider5xx, raw, ErrStatus)
+		e := c.failBody(redact(req.URL.String()), code, reasonProvider5xx, raw, ErrStatus)
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.now())
 		return true, e
 	default:
-		return false, c.failBody(where, code, reasonProvider4xx, raw, ErrStatus)
+		return false, c.failBody(redact(req.URL.String()), code, reasonProvider4xx, raw, ErrStatus)
 	}
 }
 
