@@ -3,6 +3,7 @@ package rules
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,5 +52,52 @@ func TestLoadBadFiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoadGoodFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.good.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no good files: %v", err)
+	}
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(name, data, Options{Channels: testChannels}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestLoadAllFields(t *testing.T) {
+	data, err := os.ReadFile("testdata/all_fields.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Parse("testdata/all_fields.good.yaml", data, Options{Channels: testChannels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, d, sw := set.Rules[0], set.Rules[1], set.Sweeps[0]
+	got := fmt.Sprintf("%s %s %v %s %v %s %s %s %d %d %v %v %s %s",
+		r.Name, r.Table, r.On, r.Channel, r.Kind, r.Location, r.Locale, r.Region, r.MaxSegments, r.MaxPerMinute,
+		r.Misfire.SkipOlderThan, r.Vars["min"], r.QuietHours.Location, r.Recheck)
+	want := "reminder lending.installments [insert update snapshot] sms sms Europe/Vienna de-AT AT 1 5 2h0m0s 10 Europe/Berlin new.paid_at == nil"
+	if got != want {
+		t.Errorf("rule:\n got %s\nwant %s", got, want)
+	}
+	got = fmt.Sprintf("%s %s %v %s %v %d %d %v %d %v", d.Name, d.Table, d.On, d.Channel, d.Kind, d.MaxSegments,
+		d.MaxPerMinute, d.Digest.Every, d.Digest.MaxItems, d.Location)
+	want = "digest crm.* [insert] email email 0 100 4h0m0s 20 Europe/Berlin"
+	if got != want {
+		t.Errorf("digest rule:\n got %s\nwant %s", got, want)
+	}
+	got = fmt.Sprintf("%s %s %s %s %s %s %v %s %d %v", sw.Name, sw.Schedule, sw.Location, sw.Query, sw.KeyColumn,
+		sw.Rule.Channel, sw.Rule.Kind, sw.Rule.Region, sw.Rule.MaxPerMinute, sw.Rule.QuietHours.Location)
+	want = "wish 0 9 24 12 * America/New_York SELECT id, phone FROM crm.customers id webhook webhook US 1000 America/New_York"
+	if got != want {
+		t.Errorf("sweep:\n got %s\nwant %s", got, want)
 	}
 }

@@ -290,6 +290,14 @@ func (l *loader) channel(s *source, f *fieldSet, d *defaults, r *Rule, n *yaml.N
 // template compiles the message template (inline `template` or `template_file`, plus `subject`
 // and `html`), mapping render's positions back into the rule file or the template file.
 func (l *loader) template(s *source, f *fieldSet, r *Rule, n *yaml.Node) {
+	if r.Kind != render.KindSMS {
+		// A file default applies to the SMS rules of the file; a rule's own is an error.
+		if f.has("max_segments") && r.MaxSegments > 0 {
+			s.errorf(f.get("max_segments"), "max_segments applies to sms rules only")
+			return
+		}
+		r.MaxSegments = 0
+	}
 	spec := render.Spec{Kind: r.Kind, MaxSegments: r.MaxSegments, Location: r.Location, Locale: r.Locale}
 	textNode, tmplPath := f.get("template"), ""
 	var tmplSrc *source
