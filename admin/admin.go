@@ -117,6 +117,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts}
 	s.local = &Local{Store: opts.Store, Service: opts.Status, Rewind: opts.Rewind, Running: true, Actor: "api"}
+	if host, _, _ := net.SplitHostPort(opts.Listen); opts.Token == "" && !isLoopback(host) {
+		// Anyone who reaches the port could cancel, resend and unmask: say so loudly.
+		opts.Logger.Warn("admin API has no token but listens beyond loopback; set " + TokenEnv + " or admin.token_file",
+			"listen", opts.Listen)
+	}
 	s.handler = s.routes()
 	s.set = s.newMetrics()
 	metrics.RegisterSet(s.set)
@@ -204,4 +209,12 @@ func (s *Server) Close() error {
 	s.shutdown()
 	metrics.UnregisterSet(s.set, true)
 	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

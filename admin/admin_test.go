@@ -567,3 +567,18 @@ func TestLoadToken(t *testing.T) {
 		t.Error("a missing token file is accepted")
 	}
 }
+
+func TestWarnsWithoutTokenBeyondLoopback(t *testing.T) {
+	st, _ := admintest.Open(t)
+	for listen, warn := range map[string]bool{":9464": true, "0.0.0.0:9464": true, "127.0.0.1:9464": false, "localhost:9464": false} {
+		logs := &syncBuffer{}
+		srv, err := admin.New(admin.Options{Store: st, Listen: listen, Logger: logger(logs)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		if got := strings.Contains(logs.String(), "has no token"); got != warn {
+			t.Errorf("listen %s: warned = %v, want %v", listen, got, warn)
+		}
+	}
+}
