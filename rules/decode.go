@@ -42,8 +42,13 @@ func (s *source) fields(n *yaml.Node, what string, known []string) *fieldSet {
 		return nil
 	}
 	f := &fieldSet{node: n, vals: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
+	var merged []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolveAlias(n.Content[i+1])
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			merged = append(merged, v) // `<<: *shared`: fields not set here come from there
+			continue
+		}
 		if k.Kind != yaml.ScalarNode {
 			s.errorf(k, "%s: keys must be strings", what)
 			continue
@@ -52,13 +57,45 @@ func (s *source) fields(n *yaml.Node, what string, known []string) *fieldSet {
 			s.errorf(k, "%s: field %q repeated (first at line %d)", what, k.Value, prev.Line)
 			continue
 		}
+		if strings.HasPrefix(k.Value, "x-") && contains(known, "x-*") {
+			continue // an extension field: a place for anchors (`x-sms: &sms {...}`)
+		}
 		if !contains(known, k.Value) {
 			s.errorf(k, "%s: unknown field %q (known: %s)", what, k.Value, strings.Join(sorted(known), ", "))
 			continue
 		}
 		f.keys[k.Value], f.vals[k.Value] = k, v
 	}
+	s.merge(f, merged, what, known, 0)
 	return f
+}
+
+// merge adds the fields of YAML merge values (`<<: *anchor` or `<<: [*a, *b]`) that f does not
+// set itself; earlier sources win, as in YAML.
+func (s *source) merge(f *fieldSet, values []*yaml.Node, what string, known []string, depth int) {
+	for _, v := range values {
+		v = resolveAlias(v)
+		switch {
+		case depth > 8:
+			s.errorf(v, "%s: merge keys nested too deep", what)
+			return
+		case v.Kind == yaml.SequenceNode:
+			s.merge(f, v.Content, what, known, depth+1)
+			continue
+		case v.Kind != yaml.MappingNode:
+			s.errorf(v, "%s: << must merge a mapping, got %s", what, kindName(v))
+			continue
+		}
+		inner := s.fields(v, what, known)
+		if inner == nil {
+			continue
+		}
+		for key, val := range inner.vals {
+			if _, set := f.vals[key]; !set {
+				f.keys[key], f.vals[key] = inner.keys[key], val
+			}
+		}
+	}
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {

@@ -26,6 +26,7 @@
 //	  max_segments: 3           # default SMS segment cap (0 = none)
 //	rules: [ ... ]
 //	sweeps: [ ... ]
+//	x-anything: ...    # ignored: a place for YAML anchors, merged with `<<: *anchor`
 //
 // A rule:
 //

@@ -187,7 +187,7 @@ type defaults struct {
 }
 
 var (
-	fileFields     = []string{"defaults", "rules", "sweeps"}
+	fileFields     = []string{"defaults", "rules", "sweeps", "x-*"}
 	defaultsFields = []string{"timezone", "locale", "region", "channel", "max_per_minute", "max_segments"}
 )
 

@@ -101,3 +101,18 @@ func TestLoadAllFields(t *testing.T) {
 		t.Errorf("sweep:\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestMergeKeys(t *testing.T) {
+	data, err := os.ReadFile("testdata/merge.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Parse("merge.yaml", data, Options{Channels: testChannels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := set.Rules[0], set.Rules[1]
+	if a.Channel != "sms" || a.To != "e164(new.phone)" || a.Region != "DE" || b.Channel != "sms" || b.Region != "AT" {
+		t.Errorf("a: %s %s %s; b: %s %s", a.Channel, a.To, a.Region, b.Channel, b.Region)
+	}
+}
