@@ -119,7 +119,7 @@ func New(opts Options) (*Server, error) {
 	s.local = &Local{Store: opts.Store, Service: opts.Status, Rewind: opts.Rewind, Running: true, Actor: "api"}
 	if host, _, _ := net.SplitHostPort(opts.Listen); opts.Token == "" && !isLoopback(host) {
 		// Anyone who reaches the port could cancel, resend and unmask: say so loudly.
-		opts.Logger.Warn("admin API has no token but listens beyond loopback; set " + TokenEnv + " or admin.token_file",
+		opts.Logger.Warn("admin API has no token but listens beyond loopback; set "+TokenEnv+" or admin.token_file",
 			"listen", opts.Listen)
 	}
 	s.handler = s.routes()
