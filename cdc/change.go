@@ -1,11 +1,17 @@
 // Package cdc reads the row-based binlog of a MySQL or MariaDB replica and yields each committed
-// transaction as an ordered list of row changes, with the position after it.
+// transaction as an ordered list of row changes, with the position after it. It also reads
+// tables in a consistent snapshot (Reader.Snapshot) with the same value normalisation.
 //
-// Guarantees: a Txn is delivered only once the server has committed it (the boundary is
-// go-mysql's OnPosSynced, not OnXID); its Position resumes the stream right after it; values
-// are normalised to a small set of Go types (see Row); a position the server no longer has, a
-// row image that does not match the table's columns, or a non-FULL row image stops the stream
-// with an error that says how to recover. cdc knows nothing of rules or state.
+// Guarantees: a Txn is delivered only once its commit event (XID, COMMIT, or the DDL statement
+// itself) has been read; its Position (GTID set where the server has GTIDs, and file:pos)
+// resumes the stream right after it, so Run from a delivered Position yields exactly the
+// transactions that follow. After a dropped connection Run resumes from the last delivered
+// Txn, so a transaction cut in half is read again whole. Values are normalised to a small set
+// of Go types (see Row). A position the server no longer has (ErrPositionPurged), a row image
+// that does not match the table's columns (ErrSchemaMismatch) and a binlog without full row
+// images (ErrRowImage) stop the stream with an error that says how to recover; nothing is
+// skipped silently. Known gap: TRUNCATE TABLE is logged as a statement, so it yields no
+// deletes. cdc knows nothing of rules or state.
 package cdc
 
 import (

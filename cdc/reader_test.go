@@ -297,3 +297,41 @@ func TestCreateTableSelectAndNonTransactionalTablesAreWholeTransactions(t *testi
 	}
 	s.quiet()
 }
+
+func TestReplicaCrashDuringLargeTransactionsLosesAndDuplicatesNothing(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY, pad VARCHAR(200))")
+	from := current(t)
+	s := startStream(t, readerOpts(db+".*"), from)
+	const txns, rows = 30, 300 // each transaction spans several rows events
+	pad := strings.Repeat("x", 200)
+	for i := 0; i < txns; i++ {
+		var vals []string
+		for j := 0; j < rows; j++ {
+			vals = append(vals, fmt.Sprintf("(%d, '%s')", i*rows+j, pad))
+		}
+		primary(t, "INSERT INTO "+db+".t VALUES "+strings.Join(vals, ","))
+		if i == 10 {
+			if err := cluster.Replica().Kill(); err != nil {
+				t.Fatal(err)
+			}
+			if err := cluster.Replica().Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got := s.next(txns)
+	next := 0
+	for i, txn := range got {
+		if len(txn.Changes) != rows {
+			t.Fatalf("txn %d has %d changes, want %d", i, len(txn.Changes), rows)
+		}
+		for _, c := range txn.Changes {
+			if c.After["id"] != int64(next) {
+				t.Fatalf("txn %d: id %v, want %d", i, c.After["id"], next)
+			}
+			next++
+		}
+	}
+	s.quiet()
+}

@@ -251,6 +251,10 @@ func (s *session) query(h *replication.EventHeader, e *replication.QueryEvent) e
 	}
 	// DDL and other statements: the table definitions may have changed.
 	s.schema.clear()
+	if verb == "TRUNCATE" {
+		s.r.opts.Logger.Warn("TRUNCATE in the binlog: its deleted rows yield no changes", "statement", fmt.Sprintf("%.100s", q),
+			"binlog", s.file, "pos", h.LogPos)
+	}
 	if strings.HasSuffix(strings.ToUpper(strings.TrimRight(q, "; \t\r\n")), "START TRANSACTION") {
 		s.explicit = true // MySQL 8 CREATE TABLE … SELECT: rows and XID follow
 	}
