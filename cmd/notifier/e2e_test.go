@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -327,5 +330,62 @@ func TestTheReplicaRestartingMidStreamLosesNothing(t *testing.T) {
 		if k := fmt.Sprintf("activated:%d", i); counts[k] != 1 {
 			t.Errorf("%s received %d times, want 1", k, counts[k])
 		}
+	}
+}
+
+func TestDryRunRendersWhatWouldBeSentAndTouchesNothing(t *testing.T) {
+	e := newEnv(t, contractsDDL, map[string]string{"contracts.yaml": activatedRule})
+	e.writeConfig()
+	e.seedCheckpoint()
+	before, _, err := func() (string, bool, error) {
+		st, err := state.Open(state.Options{Dir: e.storeDir, Logger: quietLogger})
+		if err != nil {
+			return "", false, err
+		}
+		defer st.Close()
+		cp, ok, err := st.Checkpoint()
+		return cp.Position, ok, err
+	}()
+	must(t, err)
+
+	out := filepath.Join(e.dir, "dry.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logf, err := os.Create(e.logPath)
+	must(t, err)
+	defer logf.Close()
+	go func() {
+		done <- App(io.Discard, logf).RunContext(ctx, []string{"notifier", "run", "--dry-run", "--dry-run-out", out, "--config", e.cfgPath})
+	}()
+	e.exec(insertContract(1, "active", "Ann"), insertContract(2, "draft", "Bob"))
+	waitFor(t, "the dry-run line", 60*time.Second, func() bool {
+		b, _ := os.ReadFile(out)
+		return bytes.Contains(b, []byte("activated:1"))
+	})
+	cancel()
+	must(t, <-done)
+
+	b, err := os.ReadFile(out)
+	must(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("dry-run wrote %d lines, want 1:\n%s", len(lines), b)
+	}
+	var l struct{ Key, To, Text, Status string }
+	must(t, json.Unmarshal([]byte(lines[0]), &l))
+	if l.Key != "activated:1" || l.Status != "ready" || l.Text != "Hello Ann, contract 1 is active (€100.50)." {
+		t.Fatalf("dry-run line = %+v", l)
+	}
+	if n := len(e.gw.ledger()); n != 0 {
+		t.Fatalf("dry-run sent %d messages", n)
+	}
+	st := e.openStore()
+	cp, _, err := st.Checkpoint()
+	must(t, err)
+	if cp.Position != before {
+		t.Fatalf("dry-run moved the checkpoint from %s to %s", before, cp.Position)
+	}
+	if ms := messagesByKey(t, st); len(ms) != 0 {
+		t.Fatalf("dry-run stored %d messages", len(ms))
 	}
 }
