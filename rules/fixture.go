@@ -86,7 +86,7 @@ func RunFixtures(set *Set, path string) ([]FixtureResult, error) {
 	top := s.fields(doc.Content[0], "fixture file", fixtureFileFields)
 	var cases []*fixtureCase
 	if top != nil && top.get("cases") != nil {
-		(&loader{}).list(s, top.get("cases"), "cases", func(n *yaml.Node) {
+		s.list(top.get("cases"), "cases", func(n *yaml.Node) {
 			if c := s.fixtureCase(n, set); c != nil {
 				cases = append(cases, c)
 			}
@@ -168,7 +168,7 @@ func (s *source) fixtureCase(n *yaml.Node, set *Set) *fixtureCase {
 		*img.row = cdc.Row(row)
 	}
 	if v := f.get("expect"); v != nil {
-		(&loader{}).list(s, v, "expect", func(n *yaml.Node) { s.fixtureExpect(n, set, c) })
+		s.list(v, "expect", func(n *yaml.Node) { s.fixtureExpect(n, set, c) })
 	} else {
 		s.errorf(n, "fixture case: missing required field \"expect\" (expect: [] for no effect)")
 	}

@@ -230,14 +230,14 @@ func (l *loader) file(s *source) {
 	}
 	d := l.defaults(s, top.get("defaults"))
 	if n := top.get("rules"); n != nil {
-		l.list(s, n, "rules", func(item *yaml.Node) {
+		s.list(n, "rules", func(item *yaml.Node) {
 			if r, _ := l.rule(s, item, d, nil); r != nil {
 				l.set.Rules = append(l.set.Rules, r)
 			}
 		})
 	}
 	if n := top.get("sweeps"); n != nil {
-		l.list(s, n, "sweeps", func(item *yaml.Node) {
+		s.list(n, "sweeps", func(item *yaml.Node) {
 			if sw := l.sweep(s, item, d); sw != nil {
 				l.set.Sweeps = append(l.set.Sweeps, sw)
 			}
@@ -246,7 +246,7 @@ func (l *loader) file(s *source) {
 }
 
 // list calls fn for each item of a sequence node (a null value is an empty list).
-func (l *loader) list(s *source, n *yaml.Node, what string, fn func(*yaml.Node)) {
+func (s *source) list(n *yaml.Node, what string, fn func(*yaml.Node)) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
