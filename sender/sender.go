@@ -145,7 +145,7 @@ func New(opts Options) (*Sender, error) {
 	for rule, q := range opts.RuleQuietHours {
 		quiet[rule], _ = newQuietWindow(&q, time.UTC) // validated above
 	}
-	return &Sender{
+	s := &Sender{
 		quiet:   quiet,
 		opts:    opts,
 		log:     opts.Logger,
@@ -154,7 +154,10 @@ func New(opts Options) (*Sender, error) {
 		kick:    make(chan struct{}, 1),
 		room:    make(chan struct{}, 1),
 		global:  make(chan struct{}, opts.Concurrency),
-	}, nil
+	}
+	opts.Metrics.GetOrCreateGauge(`notifier_sender_claimed`, func() float64 { return float64(s.claimed.Load()) })
+	opts.Metrics.GetOrCreateGauge(`notifier_sender_in_flight`, func() float64 { return float64(len(s.global)) })
+	return s, nil
 }
 
 // Kick wakes the loop to claim at once; the ingest side calls it after committing messages
@@ -344,6 +347,9 @@ func (s *Sender) admit(ctx context.Context, rt *Runtime, m *state.Message) (outc
 		return outcome{msg: m, rt: rt, Outcome: state.Outcome{Key: m.Key, Result: state.ResultDefer, At: now,
 			RetryAt: at, Reason: string(r)}}, false
 	}
+	if ctx.Err() != nil { // stopping: put it back untouched
+		return defer_(now, ReasonShutdown)
+	}
 	if now.Sub(origin(m)) > rt.cfg.MaxAge {
 		return outcome{msg: m, rt: rt, Outcome: state.Outcome{Key: m.Key, Result: state.ResultDead, At: now,
 			Reason: string(ReasonMaxAge), Error: fmt.Sprintf("not sent within max_age %s", rt.cfg.MaxAge)}}, false
@@ -396,6 +402,12 @@ func (s *Sender) admit(ctx context.Context, rt *Runtime, m *state.Message) (outc
 	select {
 	case s.global <- struct{}{}:
 	case <-ctx.Done():
+		<-rt.slots
+		undo()
+		return defer_(now, ReasonShutdown)
+	}
+	if ctx.Err() != nil { // select picks at random among ready cases: do not start a send now
+		<-s.global
 		<-rt.slots
 		undo()
 		return defer_(now, ReasonShutdown)

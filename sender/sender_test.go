@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"notifier/state"
 )
@@ -35,7 +38,8 @@ func TestEndToEndClaimSendSent(t *testing.T) {
 	})
 	rt := webhookRuntime(t, "hook", prov.URL, ChannelConfig{Webhook: &WebhookConfig{IDPath: "id"}})
 	insert(t, st, messages(200, "hook", t0))
-	s, err := New(Options{Store: st, Channels: map[string]*Runtime{"hook": rt}, Now: clk.Now, Logger: quietLog})
+	set := metrics.NewSet()
+	s, err := New(Options{Store: st, Channels: map[string]*Runtime{"hook": rt}, Now: clk.Now, Logger: quietLog, Metrics: set})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +47,15 @@ func TestEndToEndClaimSendSent(t *testing.T) {
 	waitFor(t, "200 sent", func() bool { return counts(t, st)[state.StatusSent] == 200 })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	var out bytes.Buffer
+	set.WritePrometheus(&out)
+	for _, want := range []string{`notifier_messages_sent_total{channel="hook",rule="rule-a"} 200`,
+		`notifier_send_duration_seconds_count{channel="hook"} 200`, `notifier_fire_lateness_seconds_count 200`,
+		`notifier_sender_claimed 0`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, out.String())
+		}
 	}
 	for key, n := range prov.accepted {
 		if n != 1 {
