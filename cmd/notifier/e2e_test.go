@@ -389,3 +389,78 @@ func TestDryRunRendersWhatWouldBeSentAndTouchesNothing(t *testing.T) {
 		t.Fatalf("dry-run stored %d messages", len(ms))
 	}
 }
+
+func TestAReloadedRuleSetTakesOverAndANewTableIsRead(t *testing.T) {
+	ddl := append([]string{"CREATE TABLE {db}.refunds (id BIGINT PRIMARY KEY, phone VARCHAR(20) NOT NULL)"}, contractsDDL...)
+	e := newEnv(t, ddl, map[string]string{"contracts.yaml": activatedRule})
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	e.exec(insertContract(1, "active", "A"), "INSERT INTO {db}.refunds VALUES (1, '+4915100000001')")
+	e.sentinel(90)
+
+	// New text for the old rule and a rule on a table the reader did not watch.
+	e.writeRule("contracts.yaml", strings.Replace(activatedRule, "Hello ", "Hi ", 1))
+	e.writeRule("refunds.yaml", `
+rules:
+  - name: refund
+    table: {db}.refunds
+    on: insert
+    key: string(new.id)
+    to: new.phone
+    channel: sms
+    template: "Refund {{ .new.id }} is on its way."
+`)
+	e.waitFor("the reload", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(e.logPath)
+		return bytes.Contains(b, []byte("restarting the binlog reader"))
+	})
+	e.exec(insertContract(2, "active", "B"), "INSERT INTO {db}.refunds VALUES (2, '+4915100000002')")
+	e.waitFor("the refund SMS", 60*time.Second, func() bool { return e.gw.counts()["refund:2"] == 1 })
+	e.sentinel(91)
+	must(t, svc.stop())
+
+	texts := map[string]string{}
+	for _, sms := range e.gw.ledger() {
+		texts[sms.Key] = sms.Text
+	}
+	if texts["activated:1"] != "Hello A, contract 1 is active (€100.50)." ||
+		texts["activated:2"] != "Hi B, contract 2 is active (€200.50)." ||
+		texts["refund:2"] != "Refund 2 is on its way." {
+		t.Fatalf("texts = %q", texts)
+	}
+	if _, ok := texts["refund:1"]; ok {
+		t.Fatal("refund 1 was inserted before the rule existed: no message")
+	}
+	for k, n := range e.gw.counts() {
+		if n != 1 {
+			t.Errorf("%s received %d times", k, n)
+		}
+	}
+}
+
+func TestADigestWindowBecomesOneMessage(t *testing.T) {
+	digest := `
+rules:
+  - name: digest
+    table: {db}.contracts
+    on: insert
+    key: string(new.id)
+    to: '"+4915199999999"'
+    channel: sms
+    digest: {group_by: '"all"', every: 2s}
+    template: '{{ .count }} new:{{ range .items }} {{ .new.id }}{{ end }}'
+`
+	e := newEnv(t, contractsDDL, map[string]string{"digest.yaml": digest})
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	// One transaction: one commit time, one window.
+	e.exec("INSERT INTO {db}.contracts VALUES (1, '+1', 'x', 1, 'a'), (2, '+2', 'x', 2, 'b'), (3, '+3', 'x', 3, 'c')")
+	e.waitFor("the digest", 60*time.Second, func() bool { return len(e.gw.ledger()) > 0 })
+	must(t, svc.stop())
+	led := e.gw.ledger()
+	if len(led) != 1 || led[0].Text != "3 new: 1 2 3" || led[0].To != "+4915199999999" {
+		t.Fatalf("digest deliveries = %+v, want one with 3 items", led)
+	}
+}
