@@ -201,7 +201,7 @@ func (e *Evaluator) Evaluate(ch *cdc.Change, meta Meta, out []Effect) []Effect {
 		env["vars"] = r.varsAny
 		ok := true
 		if r.when != nil {
-			v, err := e.vm.Run(r.when, env)
+			v, err := e.run(r.when)
 			if err != nil {
 				out = append(out, e.failed(r, ch, meta, "when", err))
 				continue
@@ -234,7 +234,7 @@ func (e *Evaluator) EvaluateSweep(sw *Sweep, row cdc.Row, runAt time.Time, out [
 	ch := &cdc.Change{After: row}
 	meta := Meta{Position: "sweep:" + sw.Name + "@" + runAt.UTC().Format(time.RFC3339), CommitTime: runAt}
 	if r.when != nil {
-		v, err := e.vm.Run(r.when, env)
+		v, err := e.run(r.when)
 		if err != nil {
 			return append(out, e.failed(r, ch, meta, "when", err))
 		}
@@ -245,8 +245,15 @@ func (e *Evaluator) EvaluateSweep(sw *Sweep, row cdc.Row, runAt time.Time, out [
 	return append(out, e.effect(r, ch, meta, env["table"]))
 }
 
-// run evaluates one of r's expressions in the current env.
-func (e *Evaluator) run(p *vm.Program) (any, error) { return e.vm.Run(p, e.env) }
+// run evaluates one of r's expressions in the current env; an error is positioned in the rule
+// file.
+func (e *Evaluator) run(p *program) (any, error) {
+	v, err := e.vm.Run(p.Program, e.env)
+	if err != nil {
+		return nil, p.locate(err)
+	}
+	return v, nil
+}
 
 // effect builds the effect of a matching rule (when true).
 func (e *Evaluator) effect(r *Rule, ch *cdc.Change, meta Meta, table any) Effect {
@@ -397,7 +404,16 @@ func (e *Evaluator) failed(r *Rule, ch *cdc.Change, meta Meta, field string, err
 		row += " at " + meta.Position + "#" + itoa(ch.Index)
 	}
 	return Effect{Kind: EffectFailed, Rule: r, Channel: r.Channel,
-		Err: fmt.Errorf("rule %q (%s:%d), %s: %s: %w", r.Name, r.File, r.Line, row, field, compact(err))}
+		Err: fmt.Errorf("rule %q (%s), %s: %s: %w", r.Name, where(r, err), row, field, compact(err))}
+}
+
+// where is the position of a run-time error: inside the expression when known, else the rule.
+func where(r *Rule, err error) string {
+	var re *runError
+	if errors.As(err, &re) && re.file != "" {
+		return fmt.Sprintf("%s:%d:%d", re.file, re.line, re.col)
+	}
+	return fmt.Sprintf("%s:%d", r.File, r.Line)
 }
 
 // compact drops the multi-line source snippet from an expr run-time error, keeping the message,
@@ -410,9 +426,13 @@ func compact(err error) error {
 	return &runError{msg: fmt.Sprintf("%s (%d:%d)", fe.Message, fe.Line, fe.Column+1), cause: fe.Prev}
 }
 
+// runError is a run-time error of an expression: the message, where it happened (in the rule
+// file, when known) and the cause.
 type runError struct {
-	msg   string
-	cause error
+	msg       string
+	cause     error
+	file      string
+	line, col int
 }
 
 func (e *runError) Error() string { return e.msg }
@@ -442,9 +462,9 @@ func (s *Set) Recheck(name string, row cdc.Row, at time.Time) (bool, error) {
 	env := e.env
 	env["new"], env["old"], env["op"] = map[string]any(row), map[string]any(nil), "recheck"
 	env["table"], env["commit_time"], env["vars"] = r.Table, at, r.varsAny
-	v, err := e.vm.Run(r.recheck, env)
+	v, err := e.run(r.recheck)
 	if err != nil {
-		return false, fmt.Errorf("rule %q (%s:%d): recheck: %w", r.Name, r.File, r.Line, compact(err))
+		return false, fmt.Errorf("rule %q (%s): recheck: %w", r.Name, where(r, err), err)
 	}
 	ok, _ := v.(bool)
 	return ok, nil

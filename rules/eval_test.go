@@ -86,7 +86,7 @@ func TestEvaluateRowErrorIsAFailedEffectNamingRuleAndRow(t *testing.T) {
 		t.Fatalf("got %+v, want one failed effect", effs)
 	}
 	err := effs[0].Err
-	want := `rule "contract-activated" (test.yaml:4), lending.contracts insert id=7 at gtid:0-1-9#3: when: compare NULL with int: value is NULL (1:42)`
+	want := `rule "contract-activated" (test.yaml:7:52), lending.contracts insert id=7 at gtid:0-1-9#3: when: compare NULL with int: value is NULL`
 	if err.Error() != want || !errors.Is(err, ErrNull) {
 		t.Errorf("err = %v\nwant %s (errors.Is ErrNull)", err, want)
 	}

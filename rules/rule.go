@@ -1,11 +1,14 @@
 package rules
 
 import (
+	"errors"
 	"regexp"
 	"time"
 
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
 
 	"notifier/cdc"
 	"notifier/render"
@@ -60,12 +63,30 @@ type Rule struct {
 	ops     uint8 // bit per cdc.Op
 	tableRe *regexp.Regexp
 	varsAny any
-	when    *vm.Program
-	key     *vm.Program
-	to      *vm.Program
-	at      *vm.Program
-	entity  *vm.Program
-	recheck *vm.Program
+	when    *program
+	key     *program
+	to      *program
+	at      *program
+	entity  *program
+	recheck *program
+}
+
+// program is a compiled expression and where it is in its rule file.
+type program struct {
+	*vm.Program
+	src  *source // the rule file (name and bytes, no error list)
+	node *yaml.Node
+}
+
+// locate positions a run-time error of p in the rule file: expr reports the line and column
+// inside the expression, mapped like a compile error (source.inScalar).
+func (p *program) locate(err error) error {
+	var fe *file.Error
+	if p == nil || p.src == nil || !errors.As(err, &fe) || fe.Line == 0 {
+		return compact(err)
+	}
+	line, col := p.src.inScalar(p.node, fe.Line, fe.Column)
+	return &runError{msg: fe.Message, cause: fe.Prev, file: p.src.name, line: line, col: col}
 }
 
 // Scheduled reports whether the rule schedules reminders (it has `at`).
@@ -76,7 +97,7 @@ type Digest struct {
 	GroupBy  string        // expression source; its value names the group (e.g. a supplier id)
 	Every    time.Duration // window length; windows are aligned to the Unix epoch in UTC
 	MaxItems int           // items listed in one digest message (0 = all); the rest are counted
-	group    *vm.Program
+	group    *program
 }
 
 // WindowEnd is the end of the window that contains t.

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/expr-lang/expr/vm"
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
@@ -67,7 +66,7 @@ func (l *loader) rule(s *source, n *yaml.Node, d *defaults, sw *Sweep) (*Rule, *
 	}
 	r.varsAny = r.Vars
 
-	prog := func(field string, asBool bool) (*vm.Program, string) { return l.compile(s, f, field, r, asBool) }
+	prog := func(field string, asBool bool) (*program, string) { return l.compile(s, f, field, r, asBool) }
 	r.when, r.When = prog("when", true)
 	r.key, r.Key = prog("key", false)
 	if required("to") {
@@ -223,7 +222,7 @@ func (l *loader) digest(s *source, n *yaml.Node, r *Rule) *Digest {
 
 // compile compiles the expression in field (absent: nil, ""). Errors are positioned inside the
 // scalar (see source.exprError).
-func (l *loader) compile(s *source, f *fieldSet, field string, r *Rule, asBool bool) (*vm.Program, string) {
+func (l *loader) compile(s *source, f *fieldSet, field string, r *Rule, asBool bool) (*program, string) {
 	n := f.get(field)
 	if n == nil {
 		return nil, ""
@@ -241,7 +240,7 @@ func (l *loader) compile(s *source, f *fieldSet, field string, r *Rule, asBool b
 		s.exprError(n, field, err)
 		return nil, src
 	}
-	return p, src
+	return &program{Program: p, src: &source{name: s.name, data: s.data}, node: n}, src
 }
 
 var kinds = map[string]render.Kind{"sms": render.KindSMS, "email": render.KindEmail, "webhook": render.KindWebhook}
