@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"strconv"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -140,9 +139,7 @@ func (c *column) decode(tp byte, meta uint16, d []byte) (any, int, error) {
 	case mysql.MYSQL_TYPE_LONGLONG:
 		return c.integer(binary.LittleEndian.Uint64(d), 64), 8, nil
 	case mysql.MYSQL_TYPE_FLOAT:
-		f := math.Float32frombits(binary.LittleEndian.Uint32(d))
-		v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
-		return v, 4, nil
+		return float32Value(math.Float32frombits(binary.LittleEndian.Uint32(d))), 4, nil
 	case mysql.MYSQL_TYPE_DOUBLE:
 		return math.Float64frombits(binary.LittleEndian.Uint64(d)), 8, nil
 	case mysql.MYSQL_TYPE_NEWDECIMAL:
@@ -241,7 +238,7 @@ func (c *column) text(b []byte) any {
 	case kindJSON:
 		return decodeJSON(b)
 	}
-	return b
+	return c.pad(b)
 }
 
 func lenString(d []byte, maxLen int) ([]byte, int) {

@@ -41,6 +41,7 @@ type column struct {
 	kind     kind
 	int24    bool     // MEDIUMINT: the decoder sign-extends 24 bits
 	bits     int      // BIT(n) width
+	padTo    int      // BINARY(n): the binlog strips trailing zero bytes, the value has n
 	values   []string // ENUM/SET member names, in order
 }
 
@@ -276,7 +277,10 @@ func newColumn(name, dataType, colType string) column {
 		c.kind = kindYear
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
 		c.kind = kindString
-	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob",
+	case "binary":
+		c.kind = kindBytes
+		c.padTo = typeWidth(colType, 1)
+	case "varbinary", "tinyblob", "blob", "mediumblob", "longblob",
 		"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
 		"geometrycollection", "vector":
 		c.kind = kindBytes
@@ -288,16 +292,23 @@ func newColumn(name, dataType, colType string) column {
 		c.values = parseMembers(colType)
 	case "bit":
 		c.kind = kindBit
-		c.bits = 1
-		if i := strings.IndexByte(colType, '('); i >= 0 {
-			if n, err := strconv.Atoi(strings.TrimSuffix(colType[i+1:], ")")); err == nil {
-				c.bits = n
-			}
-		}
+		c.bits = typeWidth(colType, 1)
 	case "json":
 		c.kind = kindJSON
 	}
 	return c
+}
+
+// typeWidth reads n from "type(n)", or returns def.
+func typeWidth(colType string, def int) int {
+	if i := strings.IndexByte(colType, '('); i >= 0 {
+		if j := strings.IndexByte(colType[i:], ')'); j > 0 {
+			if n, err := strconv.Atoi(colType[i+1 : i+j]); err == nil {
+				return n
+			}
+		}
+	}
+	return def
 }
 
 // parseMembers reads the names of enum('a','b”c') or set(...) as information_schema prints

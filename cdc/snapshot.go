@@ -243,6 +243,11 @@ func (s *snapshotQuery) page(ctx context.Context, conn *sql.Conn, after []any) (
 		cols := make([]string, len(t.cols))
 		for i := range t.cols {
 			cols[i] = quoteIdent(t.cols[i].name)
+			if t.cols[i].dataType == "float" {
+				// The server prints FLOAT with 6 digits; as DOUBLE it keeps every bit of the
+				// float32, which textValue rounds to the binlog's shortest form.
+				cols[i] = "CAST(" + cols[i] + " AS DOUBLE)"
+			}
 		}
 		s.head = "SELECT " + strings.Join(cols, ", ") + " FROM " + quoteName(t.schema, t.name)
 	}
@@ -326,6 +331,9 @@ func (c *column) textValue(v any) (any, error) {
 		}
 		return x, nil
 	case float64:
+		if c.dataType == "float" {
+			return float32Value(float32(x)), nil
+		}
 		return x, nil
 	case string:
 		return c.text2(x), nil

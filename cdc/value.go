@@ -75,10 +75,7 @@ func (c *column) value(v any) any {
 		case float64:
 			return v
 		case float32:
-			// The shortest decimal that round-trips the float32, as the server prints it, so
-			// FLOAT 1.1 is 1.1 and not 1.100000023841858.
-			f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
-			return f
+			return float32Value(x)
 		}
 	case kindDecimal:
 		switch x := v.(type) {
@@ -118,8 +115,11 @@ func (c *column) value(v any) any {
 	case kindBytes:
 		switch x := v.(type) {
 		case string:
-			return []byte(x)
+			return c.pad([]byte(x))
 		case []byte:
+			if len(x) < c.padTo {
+				return c.pad(x)
+			}
 			return v
 		}
 	case kindEnum:
@@ -159,6 +159,23 @@ func (c *column) value(v any) any {
 		return append([]byte(nil), b...)
 	}
 	return v
+}
+
+// float32Value widens a FLOAT through the shortest decimal that round-trips the float32, so
+// FLOAT 1.1 is 1.1 and not 1.100000023841858.
+func float32Value(x float32) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	return f
+}
+
+// pad restores the trailing zero bytes of a BINARY(n) value, which the binlog strips.
+func (c *column) pad(b []byte) []byte {
+	if len(b) >= c.padTo {
+		return b
+	}
+	p := make([]byte, c.padTo)
+	copy(p, b)
+	return p
 }
 
 func setNames(values []string, mask uint64) string {
