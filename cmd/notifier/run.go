@@ -78,9 +78,6 @@ func runCommand() *cli.Command {
 // ServeOptions are the in-process knobs of Serve that are not in the config file.
 type ServeOptions struct {
 	Logger *slog.Logger
-	// Ready, if set, is called once the pipeline runs (the store is open and the binlog
-	// reader started), with the admin server's address when one runs.
-	Ready func(adminAddr string)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -101,8 +98,7 @@ type service struct {
 	lastReloadError string
 	tables          []string // cdc include patterns in force
 
-	restart   chan restartRequest // pipeline restarts (rewind, changed tables)
-	connected func() bool
+	restart chan restartRequest // pipeline restarts (rewind, changed tables)
 }
 
 // restartRequest asks the pipeline to stop reading, commit, and resume from the store's
@@ -216,7 +212,6 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	go func() { defer bg.Done(); s.reloadLoop(bgCtx) }()
 
 	// 5. Admin server.
-	adminAddr := ""
 	if cfg.Admin.Listen != "" {
 		token, err := cfg.Admin.token()
 		if err != nil {
@@ -231,24 +226,13 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		adminDone := make(chan error, 1)
 		go func() { adminDone <- srv.Run(bgCtx) }()
 		stack.push("admin", func() error { _ = srv.Close(); return <-adminDone })
-		for i := 0; i < 100 && srv.Addr() == nil; i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if a := srv.Addr(); a != nil {
-			adminAddr = a.String()
-		}
+		log.Info("admin server", "listen", cfg.Admin.Listen, "token", token != "")
 	}
 
 	// 6. The pipeline: cdc from the checkpoint → ingest, restartable.
 	src := cdc.Options{Addr: cfg.Source.Addr, User: cfg.Source.User, Password: password,
 		Flavor: cfg.Source.Flavor, ServerID: cfg.Source.ServerID, Exclude: cfg.Source.Exclude,
-		Logger: log.With("component", "cdc")}
-	if opts.Ready != nil {
-		go func() {
-			// The reader connects asynchronously; Ready means "started", not "caught up".
-			opts.Ready(adminAddr)
-		}()
-	}
+		Now: now, Logger: log.With("component", "cdc")}
 	return s.pipeline(ctx, src)
 }
 
