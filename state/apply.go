@@ -87,33 +87,33 @@ const (
 )
 
 // Cost estimates the Badger entries and bytes an Apply of b writes, as checked against
-// MaxBatchBytes and Badger's entry limit. A reschedule is counted as rewriting a second record
-// of the same size.
+// MaxBatchBytes and Badger's entry limit. A message costs about twice its size (its records,
+// and their copy in its due entry); a reschedule also rewrites the state of the reminder it
+// replaces.
 func (b *Batch) Cost() (entries, bytes int64) {
 	add := func(n int, key, val int) {
 		entries += int64(n)
-		bytes += int64(key + val + entryOverhead)
+		bytes += int64(key + val + n*entryOverhead)
 	}
 	msg := func(m *Message) {
 		if m == nil {
 			return
 		}
-		k := len(m.Key)
-		add(1, len(prefixMsg)+k, encodedSize(m))
-		add(1, indexKeyLen+k, 0) // status index
-		add(1, indexKeyLen+k, 0) // due index
+		k, size := len(m.Key), encodedSize(m)
+		add(2, 2*(len(prefixMsg)+k), size) // state and body records
+		add(1, indexKeyLen+k, 0)           // status index
+		add(1, indexKeyLen+k, size+4)      // due index with its copy
+		add(4, 4*(indexKeyLen+k), 4*64)    // a replaced reminder: state, due, status index
 	}
 	for _, m := range b.Messages {
 		msg(m)
 	}
 	for _, sc := range b.Schedules {
 		msg(sc.Message)
-		msg(sc.Message) // the pending reminder it may cancel
 		add(1, len(prefixSlot)+len(sc.Slot), 8+len(sc.Slot)+64)
 	}
 	for _, c := range b.Cancels {
-		add(1, len(prefixSlot)+len(c), 8+len(c)+64)
-		add(3, 3*(indexKeyLen+len(c)+64), 1024)
+		add(5, len(prefixSlot)+len(c)+4*(indexKeyLen+len(c)+64), 8+len(c)+64+4*64)
 	}
 	for _, d := range b.Digest {
 		id := len(d.Rule) + len(d.Group) + 16
@@ -139,7 +139,7 @@ func (s *Store) maxBatchEntries() int64 { return s.db.MaxBatchCount() - 1 }
 // Batch.Cost against MaxBatchBytes; Apply refuses a batch that does not fit with
 // ErrBatchTooBig rather than split it.
 func (s *Store) MaxBatchCount() int {
-	const perSchedule = 2 * (1024 + 2*indexKeyLen + 3*entryOverhead + 64)
+	const perSchedule = 2*(1024+64) + 8*(indexKeyLen+64+entryOverhead) + 100
 	return int(min(s.maxBatchEntries()/8, s.MaxBatchBytes()/perSchedule))
 }
 

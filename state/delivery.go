@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -60,10 +61,11 @@ type Outcome struct {
 	ProviderID string
 }
 
-// claimCap is the most messages one Claim or Complete transaction handles: each moves about
-// four entries and rewrites a record of typically well under 2 KiB.
+// claimCap is the most messages one Claim or Complete transaction handles: each writes four
+// entries and a state record of typically a few hundred bytes. A transaction that still hits
+// Badger's limit (long histories) is split in halves and retried.
 func (s *Store) claimCap() int {
-	return int(max(1, min(s.maxBatchEntries()/6, s.MaxBatchBytes()/(2048+4*(indexKeyLen+entryOverhead+64)))))
+	return int(max(1, min(s.maxBatchEntries()/6, s.MaxBatchBytes()/1024)))
 }
 
 // Claim moves up to limit messages whose due time is <= now (status scheduled, ready or retry)
@@ -93,24 +95,31 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	nowMs := unixMs(now)
 	var out []*Message
 	var next []byte
-	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
-		out = out[:0]
-		keys, dues, n, err := scanDue(txn, start, nowMs, limit)
-		if err != nil {
-			return err
-		}
-		next = n
-		for i, key := range keys {
-			m, err := claimOne(txn, fx, key, dues[i], nowMs)
+	var err error
+	for {
+		err = s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+			out = out[:0]
+			entries, n, err := scanDue(txn, start, nowMs, limit)
 			if err != nil {
 				return err
 			}
-			if m != nil {
-				out = append(out, m)
+			next = n
+			for _, e := range entries {
+				m, err := claimOne(txn, fx, e, nowMs)
+				if err != nil {
+					return err
+				}
+				if m != nil {
+					out = append(out, m)
+				}
 			}
+			return ctx.Err()
+		})
+		if !errors.Is(err, badger.ErrTxnTooBig) || limit == 1 {
+			break
 		}
-		return ctx.Err()
-	})
+		limit /= 2 // records with long histories: take fewer
+	}
 	s.lowMu.Lock()
 	if err == nil {
 		s.low = next
@@ -126,74 +135,68 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	return out, nil
 }
 
-// scanDue lists up to limit due entries with time <= nowMs from the key start on, and the new
+// dueEntry is one entry of the due index read by Claim.
+type dueEntry struct {
+	key string
+	ms  int64
+	val []byte // a copy of the state and body records (encodeDue)
+}
+
+// scanDue reads up to limit due entries with time <= nowMs from the key start on, and the new
 // low-water mark: the key of the first entry not taken, or just after the last one taken.
-func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (keys []string, dues []int64, next []byte, err error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
+func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (entries []dueEntry, next []byte, err error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
 	next = start
 	for it.Seek(start); it.Valid(); it.Next() {
-		k := it.Item().Key()
-		ms, key, ok := parseDueKey(k)
+		item := it.Item()
+		ms, key, ok := parseDueKey(item.Key())
 		if !ok {
 			continue
 		}
-		if ms > nowMs || len(keys) >= limit {
-			return keys, dues, it.Item().KeyCopy(nil), nil
+		if ms > nowMs || len(entries) >= limit {
+			return entries, item.KeyCopy(nil), nil
 		}
-		keys = append(keys, string(key))
-		dues = append(dues, ms)
-		next = append(it.Item().KeyCopy(nil), 0) // the smallest key after this one
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read due entry of %q: %w", key, err)
+		}
+		entries = append(entries, dueEntry{key: string(key), ms: ms, val: val})
+		next = append(item.KeyCopy(nil), 0) // the smallest key after this one
 	}
-	return keys, dues, next, nil
+	return entries, next, nil
 }
 
-// claimOne moves one due message to sending by patching its record header in place (no
-// re-encode, and the body is only read: see codec.go). A due entry whose record is gone, not pending or due at another
-// time is stale and simply removed. A corrupt record is logged, taken out of the due index and
-// left for the operator rather than blocking the queue.
-func claimOne(txn *badger.Txn, fx *effects, key string, dueMs, nowMs int64) (*Message, error) {
-	item, err := txn.Get(msgKey(key))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, txn.Delete(dueKey(dueMs, key))
+// claimOne moves one due message to sending. It reads nothing but the due entry, which holds a
+// copy of the message's records: the state header is patched in place (status, attempts,
+// update time) and written back as the state record; the body is only decoded for the caller.
+// A due entry that does not decode or disagrees with its own key is stale and only removed.
+// Consistency with m/ is by construction (every write of a due message rewrites its due
+// entry) and under concurrency by conflict detection: Claim has read the due entry, so a
+// concurrent change of the message makes one of the two transactions retry.
+func claimOne(txn *badger.Txn, fx *effects, e dueEntry, nowMs int64) (*Message, error) {
+	state, body, err := decodeDue(e.val)
+	var prev recordMeta
+	if err == nil {
+		prev, err = peekMeta(state)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read message %q: %w", key, err)
-	}
-	val, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, fmt.Errorf("read message %q: %w", key, err)
-	}
-	prev, err := peekMeta(val)
-	if err != nil || !hasDue(prev.status) || prev.due != dueMs {
-		return nil, txn.Delete(dueKey(dueMs, key))
+	if err != nil || !hasDue(prev.status) || prev.due != e.ms {
+		return nil, txn.Delete(dueKey(e.ms, e.key))
 	}
 	cur := prev
 	cur.status = StatusSending
 	cur.attempts = min(prev.attempts+1, math.MaxInt32)
 	cur.updated = nowMs
-	patchMeta(val, cur)
-	body, err := txn.Get(bodyKey(key))
+	patchMeta(state, cur)
+	m, err := decodeMessage(e.key, state, body)
 	if err != nil {
-		return nil, fmt.Errorf("read message %q body: %w", key, err)
+		return nil, txn.Delete(dueKey(e.ms, e.key))
 	}
-	var m *Message
-	err = body.Value(func(bv []byte) error {
-		var derr error
-		m, derr = decodeMessage(key, val, bv)
-		return derr
-	})
-	if errors.Is(err, ErrCorrupt) {
-		return nil, txn.Delete(dueKey(dueMs, key))
+	if err := txn.Set(msgKey(e.key), state); err != nil {
+		return nil, fmt.Errorf("claim message %q: %w", e.key, err)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if err := txn.Set(msgKey(key), val); err != nil {
-		return nil, fmt.Errorf("claim message %q: %w", key, err)
-	}
-	if err := fx.reindex(txn, key, &prev, cur); err != nil {
-		return nil, fmt.Errorf("claim message %q: %w", key, err)
+	if err := fx.reindex(txn, e.key, &prev, cur, nil); err != nil {
+		return nil, fmt.Errorf("claim message %q: %w", e.key, err)
 	}
 	return m, nil
 }
@@ -235,15 +238,15 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 	}
 	defer s.mu.RUnlock()
 	var skipped []error
-	step := s.claimCap()
-	for lo := 0; lo < len(outs); lo += step {
-		chunk := outs[lo:min(lo+step, len(outs))]
+	var run func(chunk []Outcome) error
+	run = func(chunk []Outcome) error {
+		var local []error
 		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
-			skipped = skipped[:0]
+			local = local[:0]
 			for i := range chunk {
 				if err := s.completeOne(txn, fx, &chunk[i]); err != nil {
 					if errors.Is(err, ErrWrongState) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
-						skipped = append(skipped, err)
+						local = append(local, err)
 						continue
 					}
 					return err
@@ -251,8 +254,22 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 			}
 			return ctx.Err()
 		})
+		if errors.Is(err, badger.ErrTxnTooBig) && len(chunk) > 1 {
+			// Long histories or many retries (due entries carry the body): split the chunk.
+			if err := run(chunk[:len(chunk)/2]); err != nil {
+				return err
+			}
+			return run(chunk[len(chunk)/2:])
+		}
 		if err != nil {
 			return fmt.Errorf("complete %d outcomes: %w", len(chunk), err)
+		}
+		skipped = append(skipped, local...)
+		return nil
+	}
+	for chunk := range slices.Chunk(outs, s.claimCap()) {
+		if err := run(chunk); err != nil {
+			return err
 		}
 	}
 	return errors.Join(skipped...)

@@ -159,23 +159,43 @@ func hasDue(st Status) bool {
 	return st == StatusScheduled || st == StatusReady || st == StatusRetry
 }
 
-// put writes the state record of m (and its body when body is true; always when m is new)
-// and keeps the due and status indexes in step with it. prev is the header of the stored
-// record, nil when m is new.
+// put writes the state record of m (and its body record when body is true, and always when
+// m is new), keeps the status index in step and, while m is due, writes its due entry with a
+// copy of both records (see codec.go). prev is the header of the stored record, nil when m is
+// new. m may have been read without its body (getState) unless body is true.
 func (fx *effects) put(txn *badger.Txn, m *Message, prev *recordMeta, body bool) error {
-	if err := txn.Set(msgKey(m.Key), encodeState(make([]byte, 0, 64), m)); err != nil {
+	state := encodeState(make([]byte, 0, 64), m)
+	if err := txn.Set(msgKey(m.Key), state); err != nil {
 		return err
 	}
+	var bodyRec []byte
 	if body || prev == nil {
-		if err := txn.Set(bodyKey(m.Key), encodeBody(make([]byte, 0, encodedSize(m)), m)); err != nil {
+		bodyRec = encodeBody(make([]byte, 0, encodedSize(m)), m)
+		if err := txn.Set(bodyKey(m.Key), bodyRec); err != nil {
 			return err
 		}
 	}
-	return fx.reindex(txn, m.Key, prev, metaOf(m))
+	cur := metaOf(m)
+	var due []byte
+	if hasDue(cur.status) {
+		if bodyRec == nil {
+			item, err := txn.Get(bodyKey(m.Key))
+			if err != nil {
+				return fmt.Errorf("read body: %w", err)
+			}
+			if bodyRec, err = item.ValueCopy(nil); err != nil {
+				return fmt.Errorf("read body: %w", err)
+			}
+		}
+		due = encodeDue(state, bodyRec)
+	}
+	return fx.reindex(txn, m.Key, prev, cur, due)
 }
 
-// reindex moves the due and status index entries of key from prev (nil: none) to cur.
-func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur recordMeta) error {
+// reindex moves the due and status index entries of key from prev (nil: none) to cur. due is
+// the value of the due entry when cur is a due status; it is rewritten even when the due time
+// did not change, so that it always mirrors the records.
+func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur recordMeta, due []byte) error {
 	if prev != nil {
 		if hasDue(prev.status) && (!hasDue(cur.status) || prev.due != cur.due) {
 			if err := txn.Delete(dueKey(prev.due, key)); err != nil {
@@ -189,9 +209,9 @@ func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur re
 			fx.count(prev.status, -1)
 		}
 	}
-	if hasDue(cur.status) && (prev == nil || !hasDue(prev.status) || prev.due != cur.due) {
+	if hasDue(cur.status) {
 		dk := dueKey(cur.due, key)
-		if err := txn.Set(dk, nil); err != nil {
+		if err := txn.Set(dk, due); err != nil {
 			return err
 		}
 		if fx.minDue == nil || bytes.Compare(dk, fx.minDue) < 0 {
