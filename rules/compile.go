@@ -6,7 +6,6 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/patcher"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -152,9 +151,11 @@ func exprOptions(vars map[string]any, loc *time.Location, region string, asBool 
 	opts := []expr.Option{
 		expr.Env(compileEnv(vars)),
 		expr.DisableBuiltin("now"),
+		// expr's date() with a timezone patch breaks on a method call on its result
+		// (date("…").Day() fails with "interface conversion" in v1.17.8); ours replaces it.
+		expr.DisableBuiltin("date"),
 		expr.MaxNodes(maxNodes),
 		expr.Patch(rewriter{}),
-		expr.Patch(patcher.WithTimezone{Location: loc}),
 	}
 	if asBool {
 		opts = append(opts, expr.AsBool())
@@ -173,6 +174,8 @@ func functions(loc *time.Location, region string) []expr.Option {
 		expr.Function("changed", unreachable, new(func(string) bool)),
 		expr.Function("became", unreachable, new(func(string, any) bool)),
 
+		expr.Function("date", func(p ...any) (any, error) { return parseDate(p, loc) },
+			new(func(any) time.Time), new(func(string, string) time.Time), new(func(string, string, string) time.Time)),
 		expr.Function("days", func(p ...any) (any, error) {
 			a, b, err := twoTimes("days", p[0], p[1])
 			if err != nil {
@@ -221,6 +224,47 @@ func functions(loc *time.Location, region string) []expr.Option {
 			return E164(Format(p[0]), reg)
 		}, new(func(any) string), new(func(any, string) string)),
 	}
+}
+
+// parseDate is date(): date(s) reads "2006-01-02" as a DATE (midnight UTC, equal to a DATE
+// column) and other forms ("2006-01-02 15:04[:05]", RFC 3339, "15:04:05", RFC 822/850/1123) in
+// the rule's timezone; date(s, layout) reads s with a Go layout in the rule's timezone;
+// date(s, layout, tz) in the timezone tz. A time passes through.
+func parseDate(p []any, loc *time.Location) (any, error) {
+	if t, ok := p[0].(time.Time); ok && len(p) == 1 {
+		return t, nil
+	}
+	if p[0] == nil {
+		return nil, fmt.Errorf("date: %w", ErrNull)
+	}
+	s, ok := p[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("date: want a string, got %s: %w", typeName(p[0]), ErrType)
+	}
+	switch len(p) {
+	case 1:
+		if t, err := time.Parse(time.DateOnly, s); err == nil {
+			return t, nil
+		}
+		for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04", time.RFC3339Nano, "15:04:05",
+			time.RFC822, time.RFC850, time.RFC1123} {
+			if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+				return t, nil
+			}
+		}
+		return nil, fmt.Errorf("date: %q is not a date or time: %w", s, ErrType)
+	case 3:
+		tz, err := time.LoadLocation(p[2].(string))
+		if err != nil {
+			return nil, fmt.Errorf("date: %w", err)
+		}
+		loc = tz
+	}
+	t, err := time.ParseInLocation(p[1].(string), s, loc)
+	if err != nil {
+		return nil, fmt.Errorf("date: %w", err)
+	}
+	return t, nil
 }
 
 func unreachable(...any) (any, error) {

@@ -83,9 +83,12 @@
 // `new.due_date < commit_time`, `new.id + ":" + new.due_date` (a string on one side
 // concatenates). NULL equals only NULL; ordering or arithmetic on NULL fails the message.
 //
-// Helpers besides expr's built-ins (lower, upper, trim, split, date, duration, len, ...):
+// Helpers besides expr's built-ins (lower, upper, trim, split, duration, len, ...):
 //
 //	now()                     the commit time (deterministic; see above)
+//	date("2026-03-31")        a DATE: midnight UTC, equal to a DATE column of that day
+//	date("2026-03-31 09:00"), date(s, "02.01.2006 15:04"), date(s, layout, "UTC")
+//	                          a time read in the rule's timezone (or the one given)
 //	changed("col")            old.col and new.col differ (NULL counts as a value)
 //	became("col", v)          new.col == v, and there is no old image or old.col != v
 //	days(t1, t2)              calendar days from t1 to t2 in the rule's timezone
