@@ -127,6 +127,7 @@ func (r *Reader) run(ctx context.Context, from Position, out chan<- *Txn) error 
 		if fatal(err) {
 			return err
 		}
+		reconnectsTotal.Inc()
 		wait := jitter(backoff)
 		log.Warn("binlog connection lost; reconnecting", "addr", r.opts.Addr, "from", pos.String(), "in", wait.Round(time.Millisecond), "err", err)
 		if sleep(ctx, wait) != nil {

@@ -181,6 +181,7 @@ func (c *schemaCache) lookup(ctx context.Context, schema, name string) (*table, 
 
 // load reads the table's columns from information_schema and caches them.
 func (c *schemaCache) load(ctx context.Context, schema, name string) (*table, error) {
+	schemaLoadsTotal.Inc()
 	rows, err := c.db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, name)
 	if err != nil {

@@ -94,6 +94,7 @@ func (r *Reader) Snapshot(ctx context.Context, table string, after []any, pageSi
 			return pos, err
 		}
 		read += len(changes)
+		snapshotRows.Add(len(changes))
 		if len(changes) < pageSize {
 			return pos, nil
 		}
