@@ -351,3 +351,56 @@ func (s *Store) maintain(ctx context.Context) {
 		}
 	}
 }
+
+// ListDue returns up to limit messages of the due index (scheduled, ready, retry), earliest
+// first, due before `before` (zero: any time). It reads only the due index, whose entries
+// carry the records, so it costs limit entries however many reminders are pending.
+func (s *Store) ListDue(ctx context.Context, before time.Time, limit int) ([]*Message, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	s.lowMu.Lock()
+	start := s.low
+	s.lowMu.Unlock()
+	var out []*Message
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), PrefetchValues: true, PrefetchSize: min(limit, 256)})
+		defer it.Close()
+		for it.Seek(start); it.Valid() && len(out) < limit; it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			ms, key, ok := parseDueKey(it.Item().Key())
+			if !ok {
+				continue
+			}
+			if !before.IsZero() && ms >= unixMs(before) {
+				break
+			}
+			err := it.Item().Value(func(v []byte) error {
+				state, body, err := decodeDue(v)
+				if err != nil {
+					return err
+				}
+				m, err := decodeMessage(string(key), state, body)
+				if err != nil {
+					return err
+				}
+				out = append(out, m)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list due messages: %w", err)
+	}
+	return out, nil
+}

@@ -388,3 +388,53 @@ func scanStatus(txn *badger.Txn, st Status, limit int) ([]string, error) {
 	}
 	return keys, nil
 }
+
+// The receipt statuses RecordReceipt accepts (as sent by the webhook receipt handler).
+const (
+	ReceiptDelivered = "delivered"
+	ReceiptFailed    = "failed"
+)
+
+// ReasonDeliveryFailed is the Reason of a sent message whose provider reported a failed
+// delivery: it becomes dead, so it shows among the dead letters and can be resent by hand.
+const ReasonDeliveryFailed = "delivery failed"
+
+// RecordReceipt records a provider's delivery report for message key: a History entry (the
+// detail as its text) and ProviderID if the message has none. A "failed" report on a sent
+// message makes it dead with ReasonDeliveryFailed and LastError = detail; on a message not yet
+// completed (the report overtook Complete) it is only recorded. Unknown key: ErrNotFound;
+// another status: ErrInvalid.
+func (s *Store) RecordReceipt(ctx context.Context, key, status, providerID, detail string) error {
+	if status != ReceiptDelivered && status != ReceiptFailed {
+		return fmt.Errorf("receipt for message %q: status %q: %w", key, status, ErrInvalid)
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+		m, prev, err := getState(txn, key)
+		if err != nil {
+			return err
+		}
+		if m.ProviderID == "" {
+			m.ProviderID = providerID
+		}
+		now := s.opts.Now()
+		text := "receipt: " + status
+		if detail != "" {
+			text += ": " + detail
+		}
+		if status == ReceiptFailed && m.Status == StatusSent {
+			m.LastError = detail
+			return transition(txn, fx, m, prev, StatusDead, now, text, ReasonDeliveryFailed, false)
+		}
+		// Record only: keep status and update time (the status index is keyed by them).
+		m.History = appendHistory(m.History, Attempt{At: now, Status: m.Status, Error: text})
+		return fx.put(txn, m, prev, false)
+	})
+	if err != nil {
+		return fmt.Errorf("record receipt for message %q: %w", key, err)
+	}
+	return nil
+}

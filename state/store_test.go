@@ -307,3 +307,63 @@ func normal(m *Message) *Message {
 	}
 	return &c
 }
+
+func TestListDueReadsTheDueIndexInDueOrder(t *testing.T) {
+	s, _ := openTestStore(t)
+	mustApply(t, s, &Batch{Messages: []*Message{
+		reminder("late", t0.Add(time.Hour)), reminder("soon", t0.Add(time.Minute)), sms("now"), sms("another"),
+	}})
+	ms, err := s.ListDue(context.Background(), time.Time{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keysOf(ms); !slices.Equal(got, []string{"another", "now", "soon", "late"}) {
+		t.Fatalf("ListDue = %v", got)
+	}
+	if ms[3].Text != "hello late" || ms[3].Status != StatusScheduled {
+		t.Fatalf("due message = %+v", ms[3])
+	}
+	if ms, _ := s.ListDue(context.Background(), t0.Add(time.Hour), 10); len(ms) != 3 {
+		t.Fatalf("ListDue before t0+1h = %v", keysOf(ms))
+	}
+	if ms, _ := s.ListDue(context.Background(), time.Time{}, 1); len(ms) != 1 {
+		t.Fatalf("ListDue limit 1 = %v", keysOf(ms))
+	}
+}
+
+func TestRecordReceipt(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTestStore(t)
+	mustApply(t, s, &Batch{Messages: []*Message{sms("ok"), sms("bad"), sms("early")}})
+	mustClaim(t, s, t0, 3)
+	if err := s.Complete(ctx, []Outcome{{Key: "ok", Result: ResultSent}, {Key: "bad", Result: ResultSent, ProviderID: "P2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordReceipt(ctx, "ok", ReceiptDelivered, "P1", "DELIVRD"); err != nil {
+		t.Fatal(err)
+	}
+	if m := mustGet(t, s, "ok"); m.Status != StatusSent || m.ProviderID != "P1" || m.History[len(m.History)-1].Error != "receipt: delivered: DELIVRD" {
+		t.Fatalf("delivered = %+v", m)
+	}
+	if err := s.RecordReceipt(ctx, "bad", ReceiptFailed, "P9", "30008 unknown error"); err != nil {
+		t.Fatal(err)
+	}
+	if m := mustGet(t, s, "bad"); m.Status != StatusDead || m.Reason != ReasonDeliveryFailed || m.LastError != "30008 unknown error" || m.ProviderID != "P2" {
+		t.Fatalf("failed = %+v", m)
+	}
+	if err := s.RecordReceipt(ctx, "early", ReceiptFailed, "", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if m := mustGet(t, s, "early"); m.Status != StatusSending {
+		t.Fatalf("a receipt before Complete changed the status: %+v", m)
+	}
+	if err := s.RecordReceipt(ctx, "nope", ReceiptDelivered, "", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if err := s.RecordReceipt(ctx, "ok", "queued", "", ""); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown status: %v", err)
+	}
+	if got := counts(t, s); !reflect.DeepEqual(got, map[Status]int{StatusSent: 1, StatusDead: 1, StatusSending: 1}) {
+		t.Fatalf("counts = %v", got)
+	}
+}
