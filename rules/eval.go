@@ -65,7 +65,8 @@ type Effect struct {
 	//   - otherwise: "<rule>:<Meta.Position>#<Change.Index>". This default makes a replay safe
 	//     only from the same binlog: a re-snapshot or a restore onto another server produces
 	//     other coordinates and therefore new keys. Give a key expression when that matters.
-	// For a failed effect, the key the message would have had, when it could be computed.
+	// A failed effect has no Key: the message's own key stays free, so that once the row is
+	// fixed the next change can create it (the error names it when it was computed).
 	Key     string
 	To      string
 	Channel string
@@ -264,8 +265,11 @@ func (e *Evaluator) effect(r *Rule, ch *cdc.Change, meta Meta, table any) Effect
 	}
 	eff.Data = data
 	fail := func(field string, err error) Effect {
+		if eff.Key != "" {
+			field += " (message " + eff.Key + ")"
+		}
 		f := e.failed(r, ch, meta, field, err)
-		f.Key, f.Data = eff.Key, data
+		f.Data = data
 		return f
 	}
 	var entity string

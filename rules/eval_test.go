@@ -199,3 +199,19 @@ rules:
 		})
 	}
 }
+
+func TestFailedRecipientKeepsTheMessageKeyFree(t *testing.T) {
+	set := mustParse(t, contractRule)
+	after := contract("active", "1500.00")
+	after["phone"] = "call me"
+	ch := &cdc.Change{Schema: "lending", Table: "contracts", Op: cdc.OpInsert, After: after}
+	effs := set.Evaluate(ch, meta("gtid:0-1-9"), nil)
+	if len(effs) != 1 || effs[0].Kind != EffectFailed || effs[0].Key != "" {
+		t.Fatalf("got %+v", effs)
+	}
+	want := `rule "contract-activated" (test.yaml:9:9), lending.contracts insert id=7 at gtid:0-1-9#0: ` +
+		`to (message contract-activated:7): unexpected character 'c': invalid phone number`
+	if got := effs[0].Err.Error(); got != want || !errors.Is(effs[0].Err, ErrPhone) {
+		t.Errorf("err = %s\nwant %s", got, want)
+	}
+}
