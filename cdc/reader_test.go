@@ -335,3 +335,26 @@ func TestReplicaCrashDuringLargeTransactionsLosesAndDuplicatesNothing(t *testing
 	}
 	s.quiet()
 }
+
+func TestChangedColumnTypeIsASchemaMismatch(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY, a INT)")
+	from := current(t)
+	primary(t, "INSERT INTO "+db+".t VALUES (1, 5)", "ALTER TABLE "+db+".t MODIFY a VARCHAR(10)")
+	waitReplicated(t)
+	// Same column count, different type: replaying the old row would misread it.
+	s := startStream(t, readerOpts(db+".*"), from)
+	mustErrorIs(t, s.fatal(), cdc.ErrSchemaMismatch, db+".t", "column 2 (a)", "re-snapshot")
+}
+
+func TestNonFullRowImageIsRefusedAtStart(t *testing.T) {
+	set := func(v string) {
+		if err := cluster.Replica().Exec(ctxT(t), "SET GLOBAL binlog_row_image = '"+v+"'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("MINIMAL")
+	defer set("FULL")
+	s := startStream(t, readerOpts(), cdc.Position{})
+	mustErrorIs(t, s.fatal(), cdc.ErrRowImage, "binlog_row_image=MINIMAL", "FULL")
+}

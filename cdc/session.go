@@ -101,7 +101,7 @@ func (s *session) run(ctx context.Context) error {
 		RowsEventDecodeFunc:       s.decodeRows,
 		SynchronousEventHandler:   s,
 	}
-	s.work = make(chan *work, 64)
+	s.work = make(chan *work, 32)
 	converted := make(chan struct{})
 	go func() {
 		defer close(converted)
