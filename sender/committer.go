@@ -97,11 +97,21 @@ func (c *committer) write(ctx context.Context, batch []outcome, outs []state.Out
 		c.stop(c.err)
 		return
 	}
+	again := false
 	for i := range batch {
+		if r := batch[i].Result; r == state.ResultRetry || r == state.ResultDefer {
+			again = true
+		}
 		if len(skipped) > 0 && mentions(skipped, batch[i].Key) {
 			continue
 		}
 		c.record(&batch[i])
+	}
+	if again {
+		select {
+		case s.rearm <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -127,6 +127,7 @@ type Sender struct {
 
 	quiet   map[string]*quietWindow // by rule
 	kick    chan struct{}           // a Kick since the last claim
+	rearm   chan struct{}           // retries or deferrals were written: recompute the timer
 	room    chan struct{}           // a claimed message started or was completed
 	claimed atomic.Int64            // claimed and not yet completed
 	waiting atomic.Int64            // claimed and not yet handed to the channel (or finished)
@@ -152,6 +153,7 @@ func New(opts Options) (*Sender, error) {
 		now:     opts.Now,
 		metrics: newSenderMetrics(opts.Metrics),
 		kick:    make(chan struct{}, 1),
+		rearm:   make(chan struct{}, 1),
 		room:    make(chan struct{}, 1),
 		global:  make(chan struct{}, opts.Concurrency),
 	}
@@ -279,25 +281,34 @@ func (s *Sender) startedOne() {
 	s.signal()
 }
 
-// wait sleeps until the next due time, a Kick, or PollInterval, whichever is first.
+// wait sleeps until the next due time, a Kick, or PollInterval, whichever is first. When the
+// committer has written retries or deferrals (which may be due before the time it sleeps
+// until), it looks at the next due time again.
 func (s *Sender) wait(ctx context.Context, now time.Time, idle bool) {
-	d := s.opts.PollInterval
-	if next, ok, err := s.opts.Store.NextDue(); err != nil {
-		s.log.Error("read next due time", "err", err)
-	} else if ok {
-		switch until := next.Sub(now); {
-		case until > 0:
-			d = min(d, until)
-		case !idle:
-			d = time.Millisecond // due now: claimed concurrently with an insert; look again
+	for {
+		d := s.opts.PollInterval
+		if next, ok, err := s.opts.Store.NextDue(); err != nil {
+			s.log.Error("read next due time", "err", err)
+		} else if ok {
+			switch until := next.Sub(now); {
+			case until > 0:
+				d = min(d, until)
+			case !idle:
+				return // due now: inserted while we claimed, or a retry just written
+			}
 		}
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-s.kick:
-	case <-t.C:
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+		case <-s.kick:
+		case <-t.C:
+		case <-s.rearm:
+			t.Stop()
+			now, idle = s.now(), false
+			continue
+		}
+		t.Stop()
+		return
 	}
 }
 
