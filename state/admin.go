@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -270,7 +269,8 @@ func expireStatus(txn *badger.Txn, fx *effects, st Status, cutoff int64, limit i
 	return len(todo), nil
 }
 
-// expireWindows deletes flushed-window markers older than cutoff and any item left under them.
+// expireWindows deletes flushed-window markers older than cutoff, after any item left under
+// them; it returns how many keys it deleted (0: done).
 func expireWindows(txn *badger.Txn, cutoff int64, limit int) (int, error) {
 	var keys [][]byte
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixFlushed)})
@@ -282,31 +282,27 @@ func expireWindows(txn *badger.Txn, cutoff int64, limit int) (int, error) {
 		keys = append(keys, it.Item().KeyCopy(nil))
 	}
 	it.Close()
+	n := 0
 	for _, k := range keys {
+		if n >= limit {
+			return n, nil
+		}
+		if end, rule, group, ok := parseWindowKey(k); ok {
+			more, err := deleteItems(txn, itemPrefix(rule, group, end), limit-n)
+			if err != nil {
+				return 0, err
+			}
+			n++ // at least one more round, even when the window had no item left
+			if more {
+				return n, nil // the marker goes in a later round, after its items
+			}
+		}
 		if err := txn.Delete(k); err != nil {
 			return 0, err
 		}
-		end, rule, group, ok := parseWindowKey(k)
-		if !ok {
-			continue
-		}
-		p := itemPrefix(rule, group, end)
-		var items [][]byte
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
-		for it.Rewind(); it.Valid() && len(items) < limit; it.Next() {
-			items = append(items, it.Item().KeyCopy(nil))
-		}
-		it.Close()
-		for _, ik := range items {
-			if !bytes.HasPrefix(ik, p) {
-				continue
-			}
-			if err := txn.Delete(ik); err != nil {
-				return 0, err
-			}
-		}
+		n++
 	}
-	return len(keys), nil
+	return n, nil
 }
 
 // RunMaintenance runs Expire and Badger's value-log GC every `every` until ctx is done, then

@@ -179,7 +179,9 @@ func readItems(txn *badger.Txn, w DigestWindow) ([]DigestItem, error) {
 // now; insert-if-absent by key), deletes the window and the items listed in w.Items, and marks
 // the window flushed. Items added to the window after w was read are moved to the late window
 // after it, never lost. A second FlushDigest of the same window returns ErrAlreadyFlushed and
-// changes nothing; an unknown window returns ErrNotFound.
+// changes nothing; an unknown window returns ErrNotFound. The items of a window too big for one
+// transaction are deleted in follow-up transactions (the flush itself is already durable; an
+// item left behind by a crash is invisible and removed by Expire).
 func (s *Store) FlushDigest(ctx context.Context, w DigestWindow, msg *Message) error {
 	if err := s.acquire(); err != nil {
 		return err
@@ -195,7 +197,9 @@ func (s *Store) FlushDigest(ctx context.Context, w DigestWindow, msg *Message) e
 		listed[it.Item] = true
 		hashes = append(hashes, itemHash(it.Item))
 	}
+	budget := s.claimCap()
 	now := s.opts.Now()
+	more := false
 	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
 		hk := windowKey(prefixWindow, end, w.Rule, w.Group)
 		if _, err := txn.Get(hk); errors.Is(err, badger.ErrKeyNotFound) {
@@ -221,52 +225,86 @@ func (s *Store) FlushDigest(ctx context.Context, w DigestWindow, msg *Message) e
 		if err := txn.Set(windowKey(prefixFlushed, end, w.Rule, w.Group), encodeFlushed(slices.Clone(hashes))); err != nil {
 			return err
 		}
-		return flushItems(txn, w, end, listed)
+		var err error
+		more, err = flushItems(txn, w, end, listed, budget)
+		return err
 	})
+	for err == nil && more {
+		err = s.update(ctx, func(txn *badger.Txn, _ *effects) error {
+			var err error
+			more, err = deleteItems(txn, itemPrefix(w.Rule, w.Group, end), budget)
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("flush digest %s/%s@%s: %w", w.Rule, w.Group, w.Window.UTC().Format(time.RFC3339), err)
 	}
 	return nil
 }
 
-// flushItems deletes the listed items of the window and moves the others (added after w was
-// read) to the late window after it.
-func flushItems(txn *badger.Txn, w DigestWindow, end int64, listed map[string]bool) error {
+// flushItems moves the items of the window not in listed (added after w was read) to the late
+// window after it, and deletes up to budget listed ones; more reports that some are left.
+func flushItems(txn *badger.Txn, w DigestWindow, end int64, listed map[string]bool, budget int) (more bool, err error) {
 	p := itemPrefix(w.Rule, w.Group, end)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
 	type kv struct {
 		item string
 		val  []byte
 	}
-	var del, late []kv
+	var del []string
+	var late []kv
 	for it.Rewind(); it.Valid(); it.Next() {
 		name := string(it.Item().Key()[len(p):])
 		if listed[name] {
-			del = append(del, kv{item: name})
+			if len(del) < budget {
+				del = append(del, name)
+			} else {
+				more = true
+			}
 			continue
 		}
 		v, err := it.Item().ValueCopy(nil)
 		if err != nil {
 			it.Close()
-			return err
+			return false, err
 		}
 		late = append(late, kv{name, v})
 	}
 	it.Close()
-	for _, d := range del {
-		if err := txn.Delete(itemKey(w.Rule, w.Group, end, d.item)); err != nil {
-			return err
+	for _, name := range del {
+		if err := txn.Delete(itemKey(w.Rule, w.Group, end, name)); err != nil {
+			return false, err
 		}
 	}
 	for _, l := range late {
 		var res ApplyResult
 		if err := txn.Delete(itemKey(w.Rule, w.Group, end, l.item)); err != nil {
-			return err
+			return false, err
 		}
 		d := DigestItem{Rule: w.Rule, Group: w.Group, Window: w.Window, Item: l.item, Data: l.val, Channel: w.Channel, To: w.To}
 		if err := addDigestItem(txn, d, &res); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return more, nil
+}
+
+// deleteItems deletes up to limit keys under prefix p; more reports that some are left.
+func deleteItems(txn *badger.Txn, p []byte, limit int) (more bool, err error) {
+	var keys [][]byte
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+	for it.Rewind(); it.Valid(); it.Next() {
+		if len(keys) == limit {
+			more = true
+			break
+		}
+		keys = append(keys, it.Item().KeyCopy(nil))
+	}
+	it.Close()
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	return more, nil
 }

@@ -116,3 +116,55 @@ func TestALateItemGoesToTheNextWindowNotLost(t *testing.T) {
 		t.Fatalf("late window = %+v, want req-2 and req-3 at t0+1ms", due)
 	}
 }
+
+func TestAWindowBiggerThanOneTransactionStillFlushesOnce(t *testing.T) {
+	s, _ := openTestStore(t, func(o *Options) { o.MemTableSize = 1 << 20; o.NoSync = true; o.DedupeHorizon = time.Hour })
+	ctx := context.Background()
+	n := 3*s.claimCap() + 7
+	var items []DigestItem
+	for i := range n {
+		items = append(items, digestItem("big", t0, fmt.Sprintf("req-%05d", i)))
+	}
+	for chunk := range slices.Chunk(items, 50) {
+		mustApply(t, s, &Batch{Digest: chunk})
+	}
+	due, err := s.DueDigests(ctx, t0, 10)
+	if err != nil || len(due) != 1 || len(due[0].Items) != n {
+		t.Fatalf("due = %d windows, %v", len(due), err)
+	}
+	if err := s.FlushDigest(ctx, due[0], digestMessage(due[0])); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.DueDigests(ctx, t0.Add(time.Hour), 10); len(due) != 0 {
+		t.Fatalf("windows after flush: %d", len(due))
+	}
+	if left := countPrefix(t, s, prefixItem); left != 0 {
+		t.Fatalf("%d items left after flush", left)
+	}
+	if res := mustApply(t, s, &Batch{Digest: items[:10]}); res.Existing != 10 {
+		t.Fatalf("replay after a big flush = %+v", res)
+	}
+	if _, err := s.Expire(ctx, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if left := countPrefix(t, s, prefixFlushed); left != 0 {
+		t.Fatalf("%d flushed markers left after expire", left)
+	}
+}
+
+func countPrefix(t *testing.T, s *Store, prefix string) int {
+	t.Helper()
+	n := 0
+	err := s.db.View(func(txn *badgerTxn) error {
+		it := txn.NewIterator(keyOnly(prefix))
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
