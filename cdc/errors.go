@@ -16,6 +16,6 @@ var (
 	// ErrRowImage: the server does not write full row images (binlog_format must be ROW and
 	// binlog_row_image FULL), or the binlog holds a statement-based row change.
 	ErrRowImage = errors.New("binlog does not carry full row images")
-	// ErrClosed: Run was called on a closed Reader.
+	// ErrClosed: Run or Snapshot was called on a closed Reader.
 	ErrClosed = errors.New("cdc reader closed")
 )

@@ -221,7 +221,16 @@ func (r *Reader) prepare(ctx context.Context, from Position) (Position, error) {
 // CurrentPosition returns the server's current binlog position, with its GTID set where the
 // server has GTIDs: Run from it yields exactly the transactions committed after the call.
 func (r *Reader) CurrentPosition(ctx context.Context) (Position, error) {
+	if r.isClosed() {
+		return Position{}, ErrClosed
+	}
 	return r.prepare(ctx, Position{})
+}
+
+func (r *Reader) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 // serverFlavor returns the flavor found by the last prepare.

@@ -42,6 +42,9 @@ func (r *Reader) Snapshot(ctx context.Context, table string, after []any, pageSi
 	if pageSize <= 0 {
 		pageSize = 1000
 	}
+	if r.isClosed() {
+		return Position{}, ErrClosed
+	}
 	db := r.metaDB()
 	flavor, err := r.detectFlavor(ctx, db)
 	if err != nil {
