@@ -55,8 +55,9 @@
 //	misfire:     fire (default) | {skip_older_than: 2h}
 //	recheck:     bool expression re-checked at fire time on the latest row (Set.Recheck)
 //	# digests (issue 2):
-//	digest:      {group_by: new.supplier_id, every: 4h, max_items: 50}; the template sees
-//	             items (the Data of each item), count and group
+//	digest:      {group_by: new.supplier_id, every: 4h, max_items: 50}; windows are aligned
+//	             to UTC; the template sees Rule.DigestData: items (the Data of the first
+//	             max_items items), count, more, group, to, window, vars, rule
 //
 // A sweep (issue 7) is a scheduled query whose rows are evaluated like a rule's (op "sweep",
 // the row in `new`):
@@ -98,4 +99,10 @@
 //
 // The calendar date of a time is taken in the rule's timezone, except a DATE column (which cdc
 // delivers as midnight UTC): it keeps its own date.
+//
+// # Fixtures
+//
+// RunFixtures runs a YAML file of cases (a change and the effects and rendered messages it
+// must produce) against a Set: `notifier rules test`. See fixture.go for the format and
+// configs/fixtures/rules_test.yaml for an example.
 package rules
