@@ -154,8 +154,11 @@ func (f *feeder) table(ctx context.Context, table string) (Progress, error) {
 	return prog(), nil
 }
 
-// Apply is ingest's commit: it swaps the token checkpoint for the pages' cursors.
-func (f *feeder) Apply(ctx context.Context, b *state.Batch) (state.ApplyResult, error) {
+// Apply is ingest's commit: it swaps the token checkpoint for the pages' cursors. ingest's own
+// batch is left as it was (ingest reads its checkpoint after Apply).
+func (f *feeder) Apply(ctx context.Context, in *state.Batch) (state.ApplyResult, error) {
+	b := *in
+	b.Schedules = append([]state.Schedule(nil), in.Schedules...)
 	var done []*entry
 	if b.Checkpoint != nil {
 		f.mu.Lock()
@@ -190,7 +193,7 @@ func (f *feeder) Apply(ctx context.Context, b *state.Batch) (state.ApplyResult, 
 		b.Schedules[i].Version = time.Time{}
 		b.Schedules[i].Message.Origin = origin(b.Schedules[i].Message.Origin)
 	}
-	res, err := f.s.opts.Store.Apply(ctx, b)
+	res, err := f.s.opts.Store.Apply(ctx, &b)
 	if err != nil {
 		return res, err
 	}
