@@ -93,6 +93,22 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		reportRates(b, cpuTime()-cpu)
 	})
+
+	// paired alternates the two on the same binlog and reports the Reader's share of the bare
+	// syncer's rate, wall-clock and CPU: neighbours' load hits both halves of a pair alike.
+	b.Run("paired", func(b *testing.B) {
+		var syncWall, readWall, syncCPU, readCPU time.Duration
+		for b.Loop() {
+			t0, c0 := time.Now(), cpuTime()
+			rawDecode(b, from)
+			t1, c1 := time.Now(), cpuTime()
+			readerDecode(b, from)
+			syncWall, syncCPU = syncWall+t1.Sub(t0), syncCPU+c1-c0
+			readWall, readCPU = readWall+time.Since(t1), readCPU+cpuTime()-c1
+		}
+		b.ReportMetric(100*syncWall.Seconds()/readWall.Seconds(), "%wall-of-syncer")
+		b.ReportMetric(100*syncCPU.Seconds()/readCPU.Seconds(), "%cpu-of-syncer")
+	})
 }
 
 // reportRates reports rows per wall-clock second and rows per CPU second of this process. On a
