@@ -261,11 +261,12 @@ func TestTimersEarliestFirst(t *testing.T) {
 	for _, m := range ms {
 		got = append(got, m.Key)
 	}
-	if want := []string{"welcome:2002", "reminder:1002", "reminder:1001"}; !slices.Equal(got, want) {
+	// The due index: the ready message due now, the retry, then the reminders.
+	if want := []string{"sms:3002", "welcome:2002", "reminder:1002", "reminder:1001"}; !slices.Equal(got, want) {
 		t.Errorf("timers = %v, want %v", got, want)
 	}
 	ms, err = ts.client.Timers(context.Background(), admintest.T0.Add(3*time.Hour), 0)
-	if err != nil || len(ms) != 2 {
+	if err != nil || len(ms) != 3 {
 		t.Errorf("timers before T0+3h = %d, %v", len(ms), err)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"notifier/cdc"
@@ -16,6 +14,7 @@ import (
 type Store interface {
 	Get(key string) (*state.Message, error)
 	List(ctx context.Context, f state.Filter) ([]*state.Message, error)
+	ListDue(ctx context.Context, before time.Time, limit int) ([]*state.Message, error)
 	Counts(ctx context.Context) (map[state.Status]int, error)
 	DueStats() (size int, oldest time.Time, err error)
 	Cancel(ctx context.Context, key, reason string) error
@@ -40,8 +39,8 @@ type API interface {
 	Message(ctx context.Context, key string, unmask bool) (MessageView, error)
 	// Act cancels, resends or drops one message and returns it afterwards.
 	Act(ctx context.Context, action Action, key string) (MessageView, error)
-	// Timers lists pending messages in the due index (scheduled, retry) due before `before`
-	// (zero: any time), earliest first.
+	// Timers lists the due index (scheduled, ready and retry-waiting messages) due before
+	// `before` (zero: any time), earliest first.
 	Timers(ctx context.Context, before time.Time, limit int) ([]MessageView, error)
 	// DeadAct resends (ActionResend) or drops (ActionDrop) dead letters: the given keys, or every
 	// dead message when all is true.
@@ -197,32 +196,19 @@ func (l *Local) act(ctx context.Context, action Action, key string) error {
 	return nil
 }
 
-// Timers implements API. It walks the scheduled and retry-waiting messages; the store keeps
-// them in the due index, so their number is the pending work, not the history.
+// Timers implements API. It reads the due index only, so it costs `limit` entries however
+// many reminders are pending.
 func (l *Local) Timers(ctx context.Context, before time.Time, limit int) ([]MessageView, error) {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
-	var out []MessageView
-	for _, s := range []state.Status{state.StatusScheduled, state.StatusRetry} {
-		err := l.each(ctx, state.Filter{Status: s}, func(m *state.Message) error {
-			if before.IsZero() || m.DueAt.Before(before) {
-				out = append(out, viewMessage(m, false, false))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list timers: %w", err)
-		}
+	ms, err := l.Store.ListDue(ctx, before, min(limit, MaxLimit))
+	if err != nil {
+		return nil, fmt.Errorf("list timers: %w", err)
 	}
-	slices.SortStableFunc(out, func(a, b MessageView) int {
-		if c := a.DueAt.Compare(b.DueAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
-	if len(out) > limit {
-		out = out[:limit]
+	out := make([]MessageView, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, viewMessage(m, false, false))
 	}
 	return out, nil
 }

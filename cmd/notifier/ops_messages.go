@@ -165,7 +165,7 @@ func runAct(c *cli.Context, s *session, a admin.Action) error {
 func timersCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "timers",
-		Usage: "pending timers: scheduled and retry-waiting messages in the due index",
+		Usage: "the due index: scheduled, ready and retry-waiting messages, earliest first",
 		Subcommands: []*cli.Command{{
 			Name:  "list",
 			Usage: "list timers, earliest first",
