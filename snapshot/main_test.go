@@ -130,7 +130,15 @@ func loadLoans(t testing.TB, db string, n int) {
 // message per snapshot row with the default key (binlog-style coordinates).
 func loanRules(t testing.TB, db string) *rules.Set {
 	t.Helper()
-	src := fmt.Sprintf(`
+	set, err := rules.Parse("loans.yaml", []byte(loanRulesSource(db)), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func loanRulesSource(db string) string {
+	return fmt.Sprintf(`
 defaults: {timezone: UTC, channel: sms}
 rules:
   - name: due
@@ -152,11 +160,6 @@ rules:
     to: new.phone
     template: "Audit {{.new.id}}"
 `, db)
-	set, err := rules.Parse("loans.yaml", []byte(src), rules.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return set
 }
 
 func openStore(t testing.TB, dir string) *state.Store {
