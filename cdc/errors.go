@@ -16,6 +16,9 @@ var (
 	// ErrRowImage: the server does not write full row images (binlog_format must be ROW and
 	// binlog_row_image FULL), or the binlog holds a statement-based row change.
 	ErrRowImage = errors.New("binlog does not carry full row images")
+	// ErrUnsupported: the binlog holds a transaction the reader cannot attribute safely (an XA
+	// transaction on a watched table: its rows are logged at XA PREPARE, its outcome later).
+	ErrUnsupported = errors.New("unsupported binlog content")
 	// ErrClosed: Run or Snapshot was called on a closed Reader.
 	ErrClosed = errors.New("cdc reader closed")
 )

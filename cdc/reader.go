@@ -145,7 +145,7 @@ func jitter(d time.Duration) time.Duration {
 // fatal reports whether err is one no reconnect can fix.
 func fatal(err error) bool {
 	if errors.Is(err, ErrPositionPurged) || errors.Is(err, ErrSchemaMismatch) || errors.Is(err, ErrRowImage) ||
-		errors.Is(err, errDecode) {
+		errors.Is(err, errDecode) || errors.Is(err, ErrUnsupported) {
 		return true
 	}
 	var me *mysql.MyError

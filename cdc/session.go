@@ -193,15 +193,19 @@ func (s *session) HandleEvent(ev *replication.BinlogEvent) error {
 	case *replication.RotateEvent:
 		s.file = string(e.NextLogName)
 	case *replication.MariadbGTIDEvent:
+		if err := s.begin(h); err != nil {
+			return err
+		}
 		g := e.GTID
-		s.begin()
 		s.next = &g
 		// A standalone event group (DDL, a non-transactional statement) ends with its query
 		// event; any other ends with XID or COMMIT, even when it holds a DDL statement
 		// (CREATE TABLE … SELECT).
 		s.explicit = !e.IsStandalone()
 	case *replication.GTIDEvent:
-		s.begin()
+		if err := s.begin(h); err != nil {
+			return err
+		}
 		s.nextSID, s.nextGNO = e.SID, e.GNO
 	case *replication.QueryEvent:
 		return s.query(h, e)
@@ -223,11 +227,20 @@ func (s *session) HandleEvent(ev *replication.BinlogEvent) error {
 	return nil
 }
 
-func (s *session) begin() {
+// begin starts a transaction at its GTID event. Rows still pending mean the previous event
+// group ended without a commit: an XA transaction, which ends at XA PREPARE and is decided
+// later. Attributing its rows to the next transaction, or dropping them, would be wrong.
+func (s *session) begin(h *replication.EventHeader) error {
+	if len(s.events) > 0 {
+		t := s.events[0].t
+		return fmt.Errorf("binlog %s:%d: the transaction before this one changed %s.%s but ended without a commit "+
+			"(an XA transaction?): %w", s.file, h.LogPos, t.schema, t.name, ErrUnsupported)
+	}
 	s.events, s.undecoded = nil, s.undecoded[:0]
 	s.rowsSeq = 0
 	s.inTxn, s.explicit = true, false
 	s.next, s.nextSID = nil, nil
+	return nil
 }
 
 // query handles a query event: BEGIN, COMMIT (transactions on non-XA engines end with it),
