@@ -1,6 +1,6 @@
 package main
 
-// The operator commands: status, messages, timers, dead, replay, export, checkpoint.
+// The operator commands: status, messages, timers, dead, replay, export, checkpoint, reload.
 //
 // Each talks to the running service through its admin API (--admin, $NOTIFIER_ADMIN_ADDR, or
 // admin.listen from --config) and, when no service answers there, opens the store directly
@@ -31,7 +31,7 @@ import (
 	"notifier/state"
 )
 
-// opsCommands: status, messages, timers, dead, replay, export, checkpoint.
+// opsCommands: status, messages, timers, dead, replay, export, checkpoint, reload.
 func opsCommands() []*cli.Command {
 	return []*cli.Command{
 		statusCommand(),
@@ -41,6 +41,7 @@ func opsCommands() []*cli.Command {
 		replayCommand(),
 		exportCommand(),
 		checkpointCommand(),
+		reloadCommand(),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -367,4 +368,42 @@ func opsClosedPort(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return "http://" + addr
+}
+
+// TestOpsReload: online, the service's answer is printed (the hash, or every refused line
+// with exit code 2); offline there is nothing to reload.
+func TestOpsReload(t *testing.T) {
+	opsFixClock(t)
+	st, dir := admintest.Open(t)
+	var fail atomic.Bool
+	srv, err := admin.New(admin.Options{Store: st,
+		Status: func() admin.Status { return admin.Status{RulesHash: "h2", BinlogConnected: true} },
+		Reload: func(context.Context) error {
+			if fail.Load() {
+				return errors.Join(errors.New("rules/a.yaml:3:7: unknown field \"wen\""), errors.New("rules/b.yaml:1:1: no rules"))
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+
+	out, _, err := opsRun(t, "reload", "--admin", hs.URL)
+	if err != nil || out != "reloaded: rules hash h2\n" {
+		t.Errorf("reload = %q, %v", out, err)
+	}
+	fail.Store(true)
+	out, _, err = opsRun(t, "reload", "--admin", hs.URL)
+	want := "refused, the previous rules stay:\nrules/a.yaml:3:7: unknown field \"wen\"\nrules/b.yaml:1:1: no rules\n"
+	if opsExitCode(err) != 2 || out != want {
+		t.Errorf("refused reload = %q, exit %d; want %q, exit 2", out, opsExitCode(err), want)
+	}
+	hs.Close()
+	srv.Close()
+	st.Close()
+	if _, _, err := opsRun(t, "reload", "--admin", hs.URL, "--store", dir); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("offline reload: err = %v", err)
+	}
 }
