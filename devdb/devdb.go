@@ -87,9 +87,6 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// ErrNoMariaDB means the MariaDB server binaries are not installed.
-var ErrNoMariaDB = errors.New("devdb: MariaDB server binaries not found (install them: apt-get install mariadb-server)")
-
 func findBinary(names ...string) (string, error) {
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
