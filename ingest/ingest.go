@@ -136,6 +136,14 @@ func (g *Ingester) SetRules(s *rules.Set) {
 // Rules returns the current rule set.
 func (g *Ingester) Rules() *rules.Set { return g.rules.Load() }
 
+// Close unregisters the per-rule metrics of the current rule set. Call it when the Ingester
+// is no longer used (Run may be called again before that, e.g. after a pipeline restart).
+func (g *Ingester) Close() {
+	g.ev.gen.close()
+	g.ev.gen = nil
+	g.ev.set = nil
+}
+
 // PausedRules lists the rules the blast-radius guard has paused (their messages are held).
 func (g *Ingester) PausedRules() []string { return g.ev.guard.paused() }
 

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"notifier/state"
 )
 
@@ -69,6 +71,19 @@ func TestChangesOnThePrimaryProduceExactlyTheExpectedMessages(t *testing.T) {
 		"DELETE FROM {db}.contracts WHERE id = 3",                  // no match
 	)
 	e.sentinel(99)
+
+	// The pipeline's series are published (in-process: the default registry).
+	var mb bytes.Buffer
+	metrics.WritePrometheus(&mb, false)
+	for _, name := range []string{"notifier_binlog_transactions_total ",
+		fmt.Sprintf(`notifier_binlog_rows_total{table="%s.contracts",op="update"} `, e.db),
+		"notifier_binlog_lag_seconds ", "notifier_checkpoint_commit_duration_seconds_bucket{",
+		`notifier_rule_matches_total{rule="activated"} 3`, `notifier_messages_created_total{rule="activated",channel="sms"} 3`,
+		`notifier_rule_paused{rule="activated"} 0`, "notifier_config_last_reload_successful 1"} {
+		if !strings.Contains(mb.String(), name) {
+			t.Errorf("metrics lack %s", name)
+		}
+	}
 	if err := svc.stop(); err != nil {
 		t.Fatalf("service stop: %v", err)
 	}

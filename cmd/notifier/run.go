@@ -180,6 +180,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	s.ing = ing
+	stack.push("ingest metrics", func() error { ing.Close(); return nil })
 
 	// 3. Sender (drained with its own context, cancelled after the pipeline stopped). It
 	// claims through the fire gate, which applies the rules' misfire and quiet hours.
