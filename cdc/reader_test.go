@@ -358,3 +358,62 @@ func TestNonFullRowImageIsRefusedAtStart(t *testing.T) {
 	s := startStream(t, readerOpts(), cdc.Position{})
 	mustErrorIs(t, s.fatal(), cdc.ErrRowImage, "binlog_row_image=MINIMAL", "FULL")
 }
+
+func TestKilledBinlogConnectionIsResumedFromTheLastTransaction(t *testing.T) {
+	db := database(t)
+	primary(t, "CREATE TABLE "+db+".t (id INT PRIMARY KEY)")
+	from := current(t)
+	s := startStream(t, readerOpts(db+".*"), from)
+	const n = 40
+	kills := 0
+	for i := 0; i < n; i++ {
+		var vals []string
+		for j := 0; j < 50; j++ {
+			vals = append(vals, fmt.Sprintf("(%d)", i*50+j))
+		}
+		primary(t, "INSERT INTO "+db+".t VALUES "+strings.Join(vals, ","))
+		if i%10 == 5 {
+			kills += killDumpThreads(t)
+		}
+	}
+	if kills == 0 {
+		t.Fatal("no binlog dump connection found to kill")
+	}
+	next := 0
+	for i, txn := range s.next(n) {
+		for _, c := range txn.Changes {
+			if c.After["id"] != int64(next) {
+				t.Fatalf("txn %d: id %v, want %d", i, c.After["id"], next)
+			}
+			next++
+		}
+	}
+	s.quiet()
+}
+
+// killDumpThreads kills the replica's binlog dump connections (our readers') and returns how
+// many it killed.
+func killDumpThreads(t *testing.T) int {
+	t.Helper()
+	rdb, err := cluster.Replica().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := rdb.QueryContext(ctxT(t), "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		_, _ = rdb.ExecContext(ctxT(t), fmt.Sprintf("KILL %d", id))
+	}
+	return len(ids)
+}
