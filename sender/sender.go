@@ -212,7 +212,7 @@ func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 	capacity := int64(s.opts.Concurrency + 2*s.opts.ClaimBatch)
 	minTarget, maxTarget := int64(min(s.opts.Concurrency, s.opts.ClaimBatch)), int64(s.opts.ClaimBatch)
 	target, lastStarted := minTarget, s.started.Load()
-	idle := false // the last claim found nothing
+	empty := 0 // claims in a row that returned nothing
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -258,11 +258,15 @@ func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 			}()
 		}
 		if len(msgs) == limit {
-			idle = false
+			empty = 0
 			continue // more may be due
 		}
-		s.wait(ctx, now, idle && len(msgs) == 0)
-		idle = len(msgs) == 0
+		if len(msgs) == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+		s.wait(ctx, now, empty)
 	}
 }
 
@@ -283,8 +287,11 @@ func (s *Sender) startedOne() {
 
 // wait sleeps until the next due time, a Kick, or PollInterval, whichever is first. When the
 // committer has written retries or deferrals (which may be due before the time it sleeps
-// until), it looks at the next due time again.
-func (s *Sender) wait(ctx context.Context, now time.Time, idle bool) {
+// until), it looks at the next due time again. Something due now is claimed at once, unless
+// the last claims came back empty (a queue wrapper such as ingest's FireGate may hold back a
+// whole batch, and the due index may lag a claim): then it waits 1ms, doubling up to 32ms,
+// so a stuck due entry can never make it spin.
+func (s *Sender) wait(ctx context.Context, now time.Time, empty int) {
 	for {
 		d := s.opts.PollInterval
 		if next, ok, err := s.opts.Store.NextDue(); err != nil {
@@ -293,8 +300,10 @@ func (s *Sender) wait(ctx context.Context, now time.Time, idle bool) {
 			switch until := next.Sub(now); {
 			case until > 0:
 				d = min(d, until)
-			case !idle:
+			case empty == 0:
 				return // due now: inserted while we claimed, or a retry just written
+			default:
+				d = min(d, time.Millisecond<<min(empty-1, 5))
 			}
 		}
 		t := time.NewTimer(d)
@@ -304,7 +313,7 @@ func (s *Sender) wait(ctx context.Context, now time.Time, idle bool) {
 		case <-t.C:
 		case <-s.rearm:
 			t.Stop()
-			now, idle = s.now(), false
+			now, empty = s.now(), 0
 			continue
 		}
 		t.Stop()

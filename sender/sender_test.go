@@ -101,9 +101,9 @@ func TestIntermittentProviderDeliversEachOnceWithSpacedRetries(t *testing.T) {
 	backoffCfg := Backoff{Initial: time.Second, Max: 8 * time.Second}
 	// The timeout is long enough that an accepted call never times out on a loaded machine
 	// (that would be a legitimate resend on an idempotent channel and spoil the ledger count).
-	rt := webhookRuntime(t, "hook", prov.URL, ChannelConfig{Idempotent: true, Timeout: time.Second, Concurrency: 64,
+	rt := webhookRuntime(t, "hook", prov.URL, ChannelConfig{Idempotent: true, Timeout: 3 * time.Second, Concurrency: 64,
 		MaxAttempts: 30, Backoff: backoffCfg})
-	const n = 300
+	const n = 200
 	insert(t, st, messages(n, "hook", t0))
 	s, _ := New(Options{Store: st, Channels: map[string]*Runtime{"hook": rt}, Now: clk.Now, Logger: quietLog,
 		PollInterval: 2 * time.Millisecond})
@@ -492,4 +492,48 @@ func TestRateLimitAccuracy(t *testing.T) {
 		t.Errorf("accepted %.1f/s over %s, want %.0f/s ±5%%", got, last.Sub(first).Round(time.Millisecond), rate)
 	}
 	t.Logf("accepted %.2f/s over %s", got, last.Sub(first).Round(time.Millisecond))
+}
+
+// holdingQueue defers every claimed message of rule "held" by a day before the sender sees it,
+// as ingest's FireGate does for a rule in its quiet hours.
+type holdingQueue struct{ *state.Store }
+
+func (q holdingQueue) Claim(ctx context.Context, now time.Time, limit int) ([]*state.Message, error) {
+	ms, err := q.Store.Claim(ctx, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	var keep []*state.Message
+	var outs []state.Outcome
+	for _, m := range ms {
+		if m.Rule == "held" {
+			outs = append(outs, state.Outcome{Key: m.Key, Result: state.ResultDefer, At: now, RetryAt: now.Add(24 * time.Hour)})
+			continue
+		}
+		keep = append(keep, m)
+	}
+	if len(outs) > 0 {
+		if err := q.Store.Complete(ctx, outs); err != nil {
+			return nil, err
+		}
+	}
+	return keep, nil
+}
+
+func TestClaimsThatComeBackEmptyDoNotStallTheLoop(t *testing.T) {
+	clk := newClock(t0)
+	st := openStore(t, clk.Now)
+	held := messages(1500, "x", t0)
+	for i, m := range held {
+		m.Rule, m.Key = "held", fmt.Sprintf("held:%d", i)
+	}
+	insert(t, st, held)
+	insert(t, st, messages(10, "x", t0.Add(time.Millisecond)))
+	rec := &recorder{at: map[string][]time.Time{}}
+	rt, _ := NewRuntime("x", ChannelConfig{}, rec)
+	s, _ := New(Options{Store: holdingQueue{st}, Channels: map[string]*Runtime{"x": rt}, Now: clk.Now, Logger: quietLog,
+		PollInterval: time.Hour})
+	clk.Advance(time.Second)
+	run(t, s)
+	waitFor(t, "the 10 behind the held ones sent", func() bool { return counts(t, st)[state.StatusSent] == 10 })
 }
