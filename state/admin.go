@@ -15,8 +15,9 @@ const DefaultListLimit = 100
 
 // Filter selects messages for List. Zero fields do not filter.
 type Filter struct {
-	// Status lists only messages in that status, by last update time (oldest first), through
-	// the status index. Without it, List walks all messages in key order.
+	// Status lists only messages in that status: scheduled, ready and retry by due time
+	// (through the due index), the others by last update time, oldest first (through the
+	// status index). Without it, List walks all messages in key order.
 	Status Status
 	Rule   string    // exact rule name
 	To     string    // exact recipient
@@ -43,6 +44,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Message, error) {
 	}
 	var out []*Message
 	err := s.db.View(func(txn *badger.Txn) error {
+		if hasDue(f.Status) {
+			return s.listDueStatus(ctx, txn, &f, &out)
+		}
 		if f.Status != 0 {
 			return listByStatus(ctx, txn, &f, &out)
 		}
@@ -99,6 +103,53 @@ func listByStatus(ctx context.Context, txn *badger.Txn, f *Filter, out *[]*Messa
 		}
 		if m.Status == f.Status && f.match(m) {
 			*out = append(*out, m)
+		}
+	}
+	return nil
+}
+
+// listDueStatus lists messages of a due status from the due index, whose entries carry the
+// records.
+func (s *Store) listDueStatus(ctx context.Context, txn *badger.Txn, f *Filter, out *[]*Message) error {
+	s.lowMu.Lock()
+	start := s.low
+	s.lowMu.Unlock()
+	if f.After != "" {
+		if _, meta, err := getState(txn, f.After); err == nil && hasDue(meta.status) {
+			start = append(dueKey(meta.due, f.After), 0)
+		}
+	}
+	since := unixMs(f.Since)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(start); it.Valid() && len(*out) < f.Limit; it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, key, ok := parseDueKey(it.Item().Key())
+		if !ok {
+			continue
+		}
+		err := it.Item().Value(func(v []byte) error {
+			state, body, err := decodeDue(v)
+			if err != nil {
+				return nil // stale; Claim removes it
+			}
+			meta, err := peekMeta(state)
+			if err != nil || meta.status != f.Status || (since != 0 && meta.updated < since) {
+				return nil
+			}
+			m, err := decodeMessage(string(key), state, body)
+			if err != nil {
+				return err
+			}
+			if f.match(m) {
+				*out = append(*out, m)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

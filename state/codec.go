@@ -313,6 +313,15 @@ func decodeDue(v []byte) (state, body []byte, err error) {
 	return v[k : k+int(n) : k+int(n)], v[k+int(n):], nil
 }
 
+// dueStatus reads the status from the header of the state record inside a due entry.
+func dueStatus(v []byte) (Status, bool) {
+	state, _, err := decodeDue(v)
+	if err != nil || len(state) < headerLen {
+		return 0, false
+	}
+	return Status(state[offStatus]), true
+}
+
 // The checkpoint record: version, flavor, position, commit time.
 func encodeCheckpoint(cp Checkpoint) []byte {
 	b := []byte{recordVersion}

@@ -145,9 +145,10 @@ type dueEntry struct {
 // scanDue reads up to limit due entries with time <= nowMs from the key start on, and the new
 // low-water mark: the key of the first entry not taken, or just after the last one taken.
 func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (entries []dueEntry, next []byte, err error) {
+	entries = make([]dueEntry, 0, min(limit, 1024))
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
-	next = start
+	var last []byte // reused: only the last taken key matters
 	for it.Seek(start); it.Valid(); it.Next() {
 		item := it.Item()
 		ms, key, ok := parseDueKey(item.Key())
@@ -162,9 +163,12 @@ func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (entries []d
 			return nil, nil, fmt.Errorf("read due entry of %q: %w", key, err)
 		}
 		entries = append(entries, dueEntry{key: string(key), ms: ms, val: val})
-		next = append(item.KeyCopy(nil), 0) // the smallest key after this one
+		last = append(last[:0], item.Key()...)
 	}
-	return entries, next, nil
+	if last == nil {
+		return entries, start, nil
+	}
+	return entries, append(last, 0), nil // the smallest key after the last one taken
 }
 
 // claimOne moves one due message to sending. It reads nothing but the due entry, which holds a

@@ -12,10 +12,12 @@ import (
 //	cp                                        checkpoint (encodeCheckpoint)
 //	m/<key>                                   message state record (encodeState)
 //	b/<key>                                   message body record (encodeBody)
-//	d/<due ms:8>/<key>                        due index, empty value: one entry per message in
-//	                                          scheduled, ready or retry (always with DueAt set)
-//	i/<status:1>/<updated ms:8>/<key>         status index, empty value: List --state, Counts at
-//	                                          Open, Expire of terminal records by age
+//	d/<due ms:8>/<key>                        due index: one entry per message in scheduled,
+//	                                          ready or retry (always with DueAt set); the value is
+//	                                          a copy of its records (encodeDue)
+//	i/<status:1>/<updated ms:8>/<key>         status index, empty value, for every other status:
+//	                                          List --state, Counts at Open, Settle (sending),
+//	                                          Expire of terminal records by age
 //	s/<slot>                                  reminder slot "<rule>/<entity>": version ms:8 + key
 //	h/<window end ms:8>/<rule>/<group>        open digest window header (channel, to)
 //	g/<rule>/<group>/<window end ms:8>/<item> digest item data

@@ -131,13 +131,28 @@ func (s *Store) acquire() error {
 	return nil
 }
 
+// loadCounts counts the messages per status: from the status index, and from the headers of
+// the due index entries for scheduled, ready and retry (about a second per million pending).
 func (s *Store) loadCounts() error {
 	return s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixStatus)})
-		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if st, _, _, ok := parseStatusKey(it.Item().Key()); ok && st < statusSlots {
 				s.counts[st]++
+			}
+		}
+		it.Close()
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			err := it.Item().Value(func(v []byte) error {
+				if st, ok := dueStatus(v); ok && st < statusSlots {
+					s.counts[st]++
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		return nil
@@ -192,20 +207,26 @@ func (fx *effects) put(txn *badger.Txn, m *Message, prev *recordMeta, body bool)
 	return fx.reindex(txn, m.Key, prev, cur, due)
 }
 
-// reindex moves the due and status index entries of key from prev (nil: none) to cur. due is
-// the value of the due entry when cur is a due status; it is rewritten even when the due time
-// did not change, so that it always mirrors the records.
+// reindex moves the due and status index entries of key from prev (nil: none) to cur. A
+// message is in exactly one of the two indexes: the due index while it is scheduled, ready or
+// retry (its entry carries the records and its status), the status index otherwise. Claim
+// thus writes three entries per message, not four. due is the value of the due entry when cur
+// is a due status; it is rewritten even when the due time did not change, so that it always
+// mirrors the records.
 func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur recordMeta, due []byte) error {
+	changed := prev == nil || prev.status != cur.status || prev.updated != cur.updated
 	if prev != nil {
 		if hasDue(prev.status) && (!hasDue(cur.status) || prev.due != cur.due) {
 			if err := txn.Delete(dueKey(prev.due, key)); err != nil {
 				return err
 			}
 		}
-		if prev.status != cur.status || prev.updated != cur.updated {
+		if changed && !hasDue(prev.status) {
 			if err := txn.Delete(statusKey(prev.status, prev.updated, key)); err != nil {
 				return err
 			}
+		}
+		if prev.status != cur.status {
 			fx.count(prev.status, -1)
 		}
 	}
@@ -217,11 +238,12 @@ func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur re
 		if fx.minDue == nil || bytes.Compare(dk, fx.minDue) < 0 {
 			fx.minDue = dk
 		}
-	}
-	if prev == nil || prev.status != cur.status || prev.updated != cur.updated {
+	} else if changed {
 		if err := txn.Set(statusKey(cur.status, cur.updated, key), nil); err != nil {
 			return err
 		}
+	}
+	if prev == nil || prev.status != cur.status {
 		fx.count(cur.status, +1)
 	}
 	return nil
