@@ -135,6 +135,7 @@ type WebhookConfig struct {
 	AuthToken  Secret `yaml:"auth_token" json:"auth_token"`   // twilio
 	APIKey     string `yaml:"api_key" json:"api_key"`         // vonage
 	APISecret  Secret `yaml:"api_secret" json:"api_secret"`   // vonage
+	Format     string `yaml:"format" json:"format"`           // vonage: form (default) | json
 	// StatusCallback is sent to the provider as the delivery-receipt URL (twilio
 	// StatusCallback, vonage callback), usually this service's ReceiptHandler.
 	StatusCallback string `yaml:"status_callback" json:"status_callback"`

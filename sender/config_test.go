@@ -189,3 +189,46 @@ func TestSecretsAndRecipientsNeverReachLogsOrStoredErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistryPresetsResolveSecretsAndSend(t *testing.T) {
+	var got []*http.Request
+	prov := newLedger(t, time.Now, func(_ int, w http.ResponseWriter, r *http.Request) bool {
+		got = append(got, r)
+		if strings.HasPrefix(r.URL.Path, "/sms") {
+			fmt.Fprint(w, `{"message-count":"1","messages":[{"message-id":"V1","status":"0"}]}`)
+		} else {
+			w.WriteHeader(201)
+			fmt.Fprint(w, `{"sid":"SM1"}`)
+		}
+		return true
+	})
+	t.Setenv("TEST_TW_TOKEN", "tw-token-value")
+	t.Setenv("TEST_VN_SECRET", "vn-secret-value")
+	cfgs := decodeChannels(t, strings.ReplaceAll(`
+tw:
+  type: twilio
+  webhook: {base_url: BASE, account_sid: AC9, auth_token: {env: TEST_TW_TOKEN}, from: "+15005550006"}
+vn:
+  type: vonage
+  webhook: {base_url: BASE, api_key: k1, api_secret: {env: TEST_VN_SECRET}, from: ACME, format: json}
+`, "BASE", prov.URL))
+	rts, err := Build(cfgs, Deps{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tw", "vn"} {
+		m := messages(1, name, time.Now())[0]
+		if _, err := rts[name].Channel().Send(t.Context(), m); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if m.ProviderID == "" {
+			t.Errorf("%s: no provider id", name)
+		}
+	}
+	if u, p, _ := got[0].BasicAuth(); got[0].URL.Path != "/2010-04-01/Accounts/AC9/Messages.json" || u != "AC9" || p != "tw-token-value" {
+		t.Errorf("twilio request %s auth %s:%s", got[0].URL.Path, u, p)
+	}
+	if got[1].URL.Path != "/sms/json" || got[1].Header.Get("Content-Type") != "application/json" {
+		t.Errorf("vonage request %s %s", got[1].URL.Path, got[1].Header.Get("Content-Type"))
+	}
+}

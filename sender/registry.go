@@ -120,8 +120,11 @@ func newHTTPChannel(name string, cfg ChannelConfig, deps Deps) (Channel, error) 
 		if err != nil {
 			return nil, fmt.Errorf("vonage api_secret: %w", err)
 		}
+		if w.Format != "" && w.Format != "form" && w.Format != "json" {
+			return nil, fmt.Errorf("vonage format %q (want form or json): %w", w.Format, ErrConfig)
+		}
 		return webhook.NewVonage(o, webhook.Vonage{BaseURL: w.BaseURL, APIKey: w.APIKey, APISecret: sec,
-			From: w.From, StatusCallback: w.StatusCallback})
+			From: w.From, StatusCallback: w.StatusCallback, JSON: w.Format == "json"})
 	}
 	return nil, fmt.Errorf("webhook preset %q (want twilio or vonage): %w", preset, ErrConfig)
 }

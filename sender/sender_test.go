@@ -537,3 +537,37 @@ func TestClaimsThatComeBackEmptyDoNotStallTheLoop(t *testing.T) {
 	run(t, s)
 	waitFor(t, "the 10 behind the held ones sent", func() bool { return counts(t, st)[state.StatusSent] == 10 })
 }
+
+func TestDrainTimeoutCutsHangingSends(t *testing.T) {
+	for _, idempotent := range []bool{false, true} {
+		t.Run(fmt.Sprint("idempotent=", idempotent), func(t *testing.T) {
+			st := openStore(t, nil)
+			var inflight atomic.Int32
+			prov := newLedger(t, time.Now, func(_ int, _ http.ResponseWriter, r *http.Request) bool {
+				inflight.Add(1)
+				<-r.Context().Done() // hangs until the client gives up
+				return false
+			})
+			rt := webhookRuntime(t, "hook", prov.URL, ChannelConfig{Idempotent: idempotent, Timeout: time.Hour})
+			insert(t, st, messages(2, "hook", time.Now()))
+			s, _ := New(Options{Store: st, Channels: map[string]*Runtime{"hook": rt}, Logger: quietLog,
+				DrainTimeout: 50 * time.Millisecond})
+			stop := run(t, s)
+			waitFor(t, "2 in flight", func() bool { return inflight.Load() == 2 })
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			c := counts(t, st)
+			want := state.StatusUncertain
+			if idempotent {
+				want = state.StatusRetry
+			}
+			if c[want] != 2 || c[state.StatusSending] != 0 {
+				t.Errorf("after drain timeout: %v, want 2 %s", c, want)
+			}
+			if m := get(t, st, "rule-a:000000"); !strings.Contains(m.LastError, "drain timeout") {
+				t.Errorf("last error %q", m.LastError)
+			}
+		})
+	}
+}

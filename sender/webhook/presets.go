@@ -60,8 +60,8 @@ func NewTwilio(o Options, t Twilio) (*Channel, error) {
 // Vonage configures the Vonage (Nexmo) SMS API preset:
 //
 //	POST {BaseURL}/sms/json
-//	form api_key, api_secret, from, to (E.164 without "+"), text, client-ref=<message key>,
-//	type=unicode when the text needs UCS-2[, callback]
+//	form (or, with JSON, a JSON object of) api_key, api_secret, from, to (E.164 without "+"),
+//	text, client-ref=<message key>, type=unicode when the text needs UCS-2[, callback]
 //
 // The answer is 200 with {"messages":[{"status":"0","message-id":…}, …]}: every part must have
 // status "0"; status "1" (throttled) is retried as rate_limited, any other status is final
@@ -73,6 +73,7 @@ type Vonage struct {
 	APISecret      string
 	From           string
 	StatusCallback string // the DLR webhook URL (callback), overriding the account's
+	JSON           bool   // send the same fields as a JSON object instead of a form
 }
 
 // NewVonage builds the Vonage SMS channel; o supplies the name, timeout, TLS and client settings.
@@ -101,6 +102,14 @@ func NewVonage(o Options, v Vonage) (*Channel, error) {
 		}
 		if v.StatusCallback != "" {
 			f.Set("callback", v.StatusCallback)
+		}
+		if v.JSON {
+			obj := make(map[string]string, len(f))
+			for k := range f {
+				obj[k] = f.Get(k)
+			}
+			b, err := json.Marshal(obj)
+			return b, "application/json", err
 		}
 		return []byte(f.Encode()), "application/x-www-form-urlencoded", nil
 	}

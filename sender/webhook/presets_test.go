@@ -141,3 +141,18 @@ func TestClientRefOfLongKeyIsHashed(t *testing.T) {
 		t.Errorf("ClientRef(short) = %q", got)
 	}
 }
+
+func TestVonageJSONBody(t *testing.T) {
+	p := newProvider(t, func(w http.ResponseWriter, _ *http.Request, _ string) {
+		io.WriteString(w, `{"message-count":"1","messages":[{"message-id":"X1","status":"0"}]}`)
+	})
+	c, _ := NewVonage(Options{Name: "sms"}, Vonage{BaseURL: p.URL, APIKey: "abcd1234", APISecret: "vn-secret", From: "ACME", JSON: true})
+	if _, err := c.Send(context.Background(), msg()); err != nil {
+		t.Fatal(err)
+	}
+	r := p.requests()[0]
+	want := `{"api_key":"abcd1234","api_secret":"vn-secret","client-ref":"r1:42","from":"ACME","text":"Hello Anna","to":"4917612345689"}`
+	if r.Path != "/sms/json" || r.Header.Get("Content-Type") != "application/json" || r.Body != want {
+		t.Errorf("request %s %s\n got %s\nwant %s", r.Path, r.Header.Get("Content-Type"), r.Body, want)
+	}
+}
