@@ -47,6 +47,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Message, error) {
 		if hasDue(f.Status) {
 			return s.listDueStatus(ctx, txn, &f, &out)
 		}
+		if f.Status == StatusSending {
+			return listSending(ctx, txn, &f, &out)
+		}
 		if f.Status != 0 {
 			return listByStatus(ctx, txn, &f, &out)
 		}
@@ -150,6 +153,42 @@ func (s *Store) listDueStatus(ctx context.Context, txn *badger.Txn, f *Filter, o
 		})
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// listSending lists messages in `sending` from the claim journal, in claim order.
+func listSending(ctx context.Context, txn *badger.Txn, f *Filter, out *[]*Message) error {
+	entries, err := readJournals(txn, 0)
+	if err != nil {
+		return err
+	}
+	skipping := f.After != ""
+	seen := map[string]bool{}
+	for _, e := range entries {
+		for _, key := range e.keys {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if skipping {
+				skipping = key != f.After
+				continue
+			}
+			if len(*out) >= f.Limit {
+				return nil
+			}
+			m, _, err := getMessage(txn, key)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.Status == StatusSending && !seen[key] && f.match(m) {
+				seen[key] = true
+				*out = append(*out, m)
+			}
 		}
 	}
 	return nil

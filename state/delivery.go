@@ -94,11 +94,14 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 
 	nowMs := unixMs(now)
 	var out []*Message
+	var keys []string
 	var next []byte
+	var seq uint64
+	var dropped []uint64
 	var err error
 	for {
 		err = s.update(ctx, func(txn *badger.Txn, fx *effects) error {
-			out = out[:0]
+			out, keys = out[:0], keys[:0]
 			entries, n, err := scanDue(txn, start, nowMs, limit)
 			if err != nil {
 				return err
@@ -111,7 +114,17 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 				}
 				if m != nil {
 					out = append(out, m)
+					keys = append(keys, m.Key)
 				}
+			}
+			if len(keys) > 0 {
+				seq = s.jr.next()
+				if err := txn.Set(claimKey(seq), encodeClaimKeys(keys)); err != nil {
+					return fmt.Errorf("claim journal: %w", err)
+				}
+			}
+			if dropped, err = s.jr.collect(txn); err != nil {
+				return err
 			}
 			return ctx.Err()
 		})
@@ -119,6 +132,12 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 			break
 		}
 		limit /= 2 // records with long histories: take fewer
+	}
+	if err == nil {
+		s.jr.forget(dropped)
+		if len(keys) > 0 {
+			s.jr.register(seq, keys)
+		}
 	}
 	s.lowMu.Lock()
 	if err == nil {
@@ -245,8 +264,10 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 	var run func(chunk []Outcome) error
 	run = func(chunk []Outcome) error {
 		var local []error
+		var doneKeys []string
+		var dropped []uint64
 		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
-			local = local[:0]
+			local, doneKeys = local[:0], doneKeys[:0]
 			for i := range chunk {
 				if err := s.completeOne(txn, fx, &chunk[i]); err != nil {
 					if errors.Is(err, ErrWrongState) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
@@ -255,9 +276,18 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 					}
 					return err
 				}
+				doneKeys = append(doneKeys, chunk[i].Key)
+			}
+			var err error
+			if dropped, err = s.jr.collect(txn); err != nil {
+				return err
 			}
 			return ctx.Err()
 		})
+		if err == nil {
+			s.jr.forget(dropped)
+			s.jr.completed(doneKeys)
+		}
 		if errors.Is(err, badger.ErrTxnTooBig) && len(chunk) > 1 {
 			// Long histories or many retries (due entries carry the body): split the chunk.
 			if err := run(chunk[:len(chunk)/2]); err != nil {
@@ -327,7 +357,8 @@ func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome) error {
 	return transition(txn, fx, m, prev, st, at, errText, o.Reason, false)
 }
 
-// Settle runs once at start, before the sender: every message left in `sending` by a crash
+// Settle runs once at start, before the sender (it settles every message in `sending`, so it
+// must not run while a sender has messages in flight): every message left in `sending` by a crash
 // becomes ready and due now if idempotent(its channel) reports that the provider dedupes
 // resends, otherwise uncertain with ReasonCrashDuringSend (never resent by itself, shown to
 // the operator). It returns how many went each way.
@@ -336,20 +367,22 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 		return 0, 0, err
 	}
 	defer s.mu.RUnlock()
-	step := s.claimCap()
 	for {
 		now := s.opts.Now()
 		var r, u int
-		done := false
+		var settled []journalEntry
 		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
 			r, u = 0, 0
-			keys, err := scanStatus(txn, StatusSending, step)
-			if err != nil {
+			// One journal entry per transaction: it lists at most one Claim's messages.
+			var err error
+			if settled, err = readJournals(txn, 1); err != nil || len(settled) == 0 {
 				return err
 			}
-			done = len(keys) == 0
-			for _, key := range keys {
+			for _, key := range settled[0].keys {
 				m, prev, err := getMessage(txn, key)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -368,29 +401,17 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 					return err
 				}
 			}
-			return nil
+			return txn.Delete(claimKey(settled[0].seq))
 		})
 		if err != nil {
 			return ready, uncertain, fmt.Errorf("settle sending messages: %w", err)
 		}
-		ready, uncertain = ready+r, uncertain+u
-		if done {
+		if len(settled) == 0 {
 			return ready, uncertain, nil
 		}
+		s.jr.forgetJournal(settled[0].seq, settled[0].keys)
+		ready, uncertain = ready+r, uncertain+u
 	}
-}
-
-// scanStatus lists up to limit keys of messages in status st, oldest update first.
-func scanStatus(txn *badger.Txn, st Status, limit int) ([]string, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: statusPrefix(st)})
-	defer it.Close()
-	var keys []string
-	for it.Rewind(); it.Valid() && len(keys) < limit; it.Next() {
-		if _, _, key, ok := parseStatusKey(it.Item().Key()); ok {
-			keys = append(keys, string(key))
-		}
-	}
-	return keys, nil
 }
 
 // The receipt statuses RecordReceipt accepts (as sent by the webhook receipt handler).

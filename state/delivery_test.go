@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -268,5 +269,42 @@ func TestClaimRemovesStaleDueEntries(t *testing.T) {
 	}
 	if got := dueEntries(t, s); len(got) != 0 {
 		t.Fatalf("due index = %v, want empty", got)
+	}
+}
+
+func TestTheClaimJournalListsSendingMessagesUntilTheyAreCompleted(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	mustApply(t, s, &Batch{Messages: []*Message{sms("a"), sms("b"), sms("c"), reminder("d", t0.Add(time.Minute))}})
+	mustClaim(t, s, t0, 2) // a, b
+	mustClaim(t, s, t0, 2) // c
+	if n := countPrefix(t, s, prefixClaim); n != 2 {
+		t.Fatalf("%d journal entries, want one per Claim", n)
+	}
+	if ms, err := s.List(ctx, Filter{Status: StatusSending}); err != nil || !slices.Equal(keysOf(ms), []string{"a", "b", "c"}) {
+		t.Fatalf("List sending = %v, %v", keysOf(ms), err)
+	}
+	if err := s.Complete(ctx, []Outcome{{Key: "a", Result: ResultSent}, {Key: "c", Result: ResultRetry, RetryAt: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := s.List(ctx, Filter{Status: StatusSending}); !slices.Equal(keysOf(ms), []string{"b"}) {
+		t.Fatalf("List sending after complete = %v", keysOf(ms))
+	}
+	if err := s.Complete(ctx, []Outcome{{Key: "b", Result: ResultSent}}); err != nil {
+		t.Fatal(err)
+	}
+	// The emptied journal entries go with the next write of the delivery loop.
+	mustClaim(t, s, t0.Add(time.Minute), 10) // d
+	if n := countPrefix(t, s, prefixClaim); n != 1 {
+		t.Fatalf("%d journal entries, want only d's", n)
+	}
+	if got := counts(t, s); !reflect.DeepEqual(got, map[Status]int{StatusSent: 2, StatusRetry: 1, StatusSending: 1}) {
+		t.Fatalf("counts = %v", got)
+	}
+	if r, u, err := s.Settle(ctx, nil); err != nil || r != 0 || u != 1 {
+		t.Fatalf("Settle = %d %d %v", r, u, err)
+	}
+	if n := countPrefix(t, s, prefixClaim); n != 0 {
+		t.Fatalf("%d journal entries after Settle", n)
 	}
 }

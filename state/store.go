@@ -67,6 +67,9 @@ type Store struct {
 	low      []byte
 	dirtyLow []byte
 
+	// jr tracks the claim journal (journal.go): how messages in `sending` are found.
+	jr *journal
+
 	// countMu guards counts: messages per status, loaded at Open from the status index and
 	// updated after every commit.
 	countMu sync.Mutex
@@ -98,8 +101,12 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, low: []byte(prefixDue)}
+	s := &Store{db: db, opts: opts, log: opts.Logger, low: []byte(prefixDue), jr: newJournal()}
 	if err := s.loadCounts(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+	}
+	if err := s.loadJournal(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
@@ -207,10 +214,12 @@ func (fx *effects) put(txn *badger.Txn, m *Message, prev *recordMeta, body bool)
 	return fx.reindex(txn, m.Key, prev, cur, due)
 }
 
-// reindex moves the due and status index entries of key from prev (nil: none) to cur. A
-// message is in exactly one of the two indexes: the due index while it is scheduled, ready or
-// retry (its entry carries the records and its status), the status index otherwise. Claim
-// thus writes three entries per message, not four. due is the value of the due entry when cur
+// inStatusIndex: the statuses kept in the status index. Scheduled, ready and retry live in the
+// due index (its entries carry the records and their status) and sending in the claim journal
+// (journal.go), so that Claim writes two entries per message, not four.
+func inStatusIndex(st Status) bool { return !hasDue(st) && st != StatusSending }
+
+// reindex moves the due and status index entries of key from prev (nil: none) to cur. due is the value of the due entry when cur
 // is a due status; it is rewritten even when the due time did not change, so that it always
 // mirrors the records.
 func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur recordMeta, due []byte) error {
@@ -221,7 +230,7 @@ func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur re
 				return err
 			}
 		}
-		if changed && !hasDue(prev.status) {
+		if changed && inStatusIndex(prev.status) {
 			if err := txn.Delete(statusKey(prev.status, prev.updated, key)); err != nil {
 				return err
 			}
@@ -238,7 +247,7 @@ func (fx *effects) reindex(txn *badger.Txn, key string, prev *recordMeta, cur re
 		if fx.minDue == nil || bytes.Compare(dk, fx.minDue) < 0 {
 			fx.minDue = dk
 		}
-	} else if changed {
+	} else if changed && inStatusIndex(cur.status) {
 		if err := txn.Set(statusKey(cur.status, cur.updated, key), nil); err != nil {
 			return err
 		}
