@@ -74,67 +74,18 @@ func ReceiptHandler(store ReceiptStore, secret string) http.Handler {
 
 type receipt struct{ key, status, providerID, detail string }
 
-// parseReceipt reads the fields from the query, a form or a JSON body, then recognises the
-// provider by its field names.
+// parseReceipt reads the fields, then recognises the provider by their names.
 func parseReceipt(r *http.Request) (receipt, error) {
-	f := map[string]string{}
-	for k, v := range r.URL.Query() {
-		f[k] = v[0]
-	}
-	if r.Method == http.MethodPost || r.Method == http.MethodPut {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-		if err != nil {
-			return receipt{}, fmt.Errorf("receipt: read body: %w", err)
-		}
-		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		switch {
-		case ct == "application/json" || (ct == "" && len(body) > 0 && body[0] == '{'):
-			var j map[string]any
-			if err := json.Unmarshal(body, &j); err != nil {
-				return receipt{}, fmt.Errorf("receipt: json body: %w", err)
-			}
-			for k, v := range j {
-				switch x := v.(type) {
-				case string:
-					f[k] = x
-				case float64:
-					f[k] = fmt.Sprint(x)
-				}
-			}
-		default:
-			v, err := url.ParseQuery(string(body))
-			if err != nil {
-				return receipt{}, fmt.Errorf("receipt: form body: %w", err)
-			}
-			for k, vs := range v {
-				f[k] = vs[0]
-			}
-		}
+	f, err := receiptFields(r)
+	if err != nil {
+		return receipt{}, err
 	}
 	var rc receipt
 	switch {
-	case f["MessageSid"] != "" || f["SmsSid"] != "": // Twilio
-		rc = receipt{key: f["key"], providerID: first(f["MessageSid"], f["SmsSid"]), detail: f["ErrorCode"]}
-		switch s := first(f["MessageStatus"], f["SmsStatus"]); s {
-		case "delivered", "read":
-			rc.status = ReceiptDelivered
-		case "undelivered", "failed", "canceled":
-			rc.status = ReceiptFailed
-		}
-		if rc.detail == "" {
-			rc.detail = first(f["MessageStatus"], f["SmsStatus"])
-		}
-	case f["messageId"] != "" || f["client-ref"] != "": // Vonage DLR
-		rc = receipt{key: f["client-ref"], providerID: f["messageId"], detail: f["status"]}
-		if e := f["err-code"]; e != "" && e != "0" {
-			rc.detail += " err-code " + e
-		}
-		switch f["status"] {
-		case "delivered":
-			rc.status = ReceiptDelivered
-		case "failed", "rejected", "expired":
-			rc.status = ReceiptFailed
-		}
+	case f["MessageSid"] != "" || f["SmsSid"] != "":
+		rc = twilioReceipt(f)
+	case f["messageId"] != "" || f["client-ref"] != "":
+		rc = vonageReceipt(f)
 	default: // ours
 		rc = receipt{key: f["key"], providerID: f["provider_id"], detail: f["detail"]}
 		switch s := strings.ToLower(f["status"]); s {
@@ -148,6 +99,73 @@ func parseReceipt(r *http.Request) (receipt, error) {
 		return receipt{}, errors.New("receipt: no message key")
 	}
 	return rc, nil
+}
+
+// receiptFields merges the query with a form or JSON body (64 KiB at most).
+func receiptFields(r *http.Request) (map[string]string, error) {
+	f := map[string]string{}
+	for k, v := range r.URL.Query() {
+		f[k] = v[0]
+	}
+	if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err != nil {
+			return nil, fmt.Errorf("receipt: read body: %w", err)
+		}
+		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		switch {
+		case ct == "application/json" || (ct == "" && len(body) > 0 && body[0] == '{'):
+			var j map[string]any
+			if err := json.Unmarshal(body, &j); err != nil {
+				return nil, fmt.Errorf("receipt: json body: %w", err)
+			}
+			for k, v := range j {
+				switch x := v.(type) {
+				case string:
+					f[k] = x
+				case float64:
+					f[k] = fmt.Sprint(x)
+				}
+			}
+		default:
+			v, err := url.ParseQuery(string(body))
+			if err != nil {
+				return nil, fmt.Errorf("receipt: form body: %w", err)
+			}
+			for k, vs := range v {
+				f[k] = vs[0]
+			}
+		}
+	}
+	return f, nil
+}
+
+// twilioReceipt reads Twilio's status callback; the key comes from the callback URL's query.
+func twilioReceipt(f map[string]string) receipt {
+	status := first(f["MessageStatus"], f["SmsStatus"])
+	rc := receipt{key: f["key"], providerID: first(f["MessageSid"], f["SmsSid"]), detail: first(f["ErrorCode"], status)}
+	switch status {
+	case "delivered", "read":
+		rc.status = ReceiptDelivered
+	case "undelivered", "failed", "canceled":
+		rc.status = ReceiptFailed
+	}
+	return rc
+}
+
+// vonageReceipt reads a Vonage delivery receipt; the key is the client-ref we sent.
+func vonageReceipt(f map[string]string) receipt {
+	rc := receipt{key: f["client-ref"], providerID: f["messageId"], detail: f["status"]}
+	if e := f["err-code"]; e != "" && e != "0" {
+		rc.detail += " err-code " + e
+	}
+	switch f["status"] {
+	case "delivered":
+		rc.status = ReceiptDelivered
+	case "failed", "rejected", "expired":
+		rc.status = ReceiptFailed
+	}
+	return rc
 }
 
 func first(a, b string) string {
