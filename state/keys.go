@@ -15,9 +15,11 @@ import (
 //	d/<due ms:8>/<key>                        due index: one entry per message in scheduled,
 //	                                          ready or retry (always with DueAt set); the value is
 //	                                          a copy of its records (encodeDue)
-//	i/<status:1>/<updated ms:8>/<key>         status index, empty value, for every other status:
-//	                                          List --state, Counts at Open, Settle (sending),
-//	                                          Expire of terminal records by age
+//	c/<seq:8>                                 claim journal: the keys one Claim moved to sending
+//	                                          (journal.go); deleted once they are all completed
+//	i/<status:1>/<updated ms:8>/<key>         status index, empty value, for the other statuses
+//	                                          (sent, dead, cancelled, uncertain, held, skipped):
+//	                                          List --state, Counts at Open, Expire by age
 //	s/<slot>                                  reminder slot "<rule>/<entity>": version ms:8 + key
 //	h/<window end ms:8>/<rule>/<group>        open digest window header (channel, to)
 //	g/<rule>/<group>/<window end ms:8>/<item> digest item data
