@@ -30,6 +30,9 @@ type Config struct {
 	Sender   SenderConfig                    `yaml:"sender"`
 	Admin    AdminConfig                     `yaml:"admin"`
 	Log      LogConfig                       `yaml:"log"`
+	// Snapshot and Sweeps are described in snapshot.go (issue 7).
+	Snapshot SnapshotConfig `yaml:"snapshot"`
+	Sweeps   SweepsConfig   `yaml:"sweeps"`
 
 	path string // the file it was read from, for messages and relative paths
 }

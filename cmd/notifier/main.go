@@ -43,9 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 // screen that shows them all.
 func App(stdout, stderr io.Writer) *cli.App {
 	var cmds []*cli.Command
-	cmds = append(cmds, runCommands()...)   // run, demo              (run.go, demo.go)
-	cmds = append(cmds, rulesCommands()...) // rules check|test       (rules.go)
-	cmds = append(cmds, opsCommands()...)   // status, messages, ...  (ops.go)
+	cmds = append(cmds, runCommands()...)      // run, demo              (run.go, demo.go)
+	cmds = append(cmds, rulesCommands()...)    // rules check|test       (rules.go)
+	cmds = append(cmds, opsCommands()...)      // status, messages, ...  (ops.go)
+	cmds = append(cmds, snapshotCommands()...) // snapshot, sweep     (snapshot.go)
 	return &cli.App{
 		Name:                 "notifier",
 		Usage:                "turn binlog row changes into SMS, e-mail and webhook messages, exactly once",

@@ -78,6 +78,9 @@ func (s *service) reload(ctx context.Context) error {
 		return nil
 	}
 	s.ing.SetRules(set)
+	if s.sweeps != nil {
+		s.sweeps.SetRules(set)
+	}
 	s.log.Info("rules reloaded", "rules", len(set.Rules), "hash", set.Hash)
 	if changedTables {
 		s.log.Info("rules read other tables; restarting the binlog reader from the checkpoint", "tables", set.Tables())

@@ -24,6 +24,7 @@ import (
 	"notifier/rules"
 	"notifier/sender"
 	"notifier/state"
+	"notifier/sweep"
 )
 
 // runCommands: run and demo. Owned by the integration work.
@@ -85,13 +86,14 @@ type ServeOptions struct {
 // service is one running notifier: the components in start order. stop runs the teardown
 // stack (LIFO).
 type service struct {
-	cfg   *Config
-	log   *slog.Logger
-	now   func() time.Time
-	store *state.Store
-	ing   *ingest.Ingester
-	snd   *sender.Sender
-	start time.Time
+	cfg    *Config
+	log    *slog.Logger
+	now    func() time.Time
+	store  *state.Store
+	ing    *ingest.Ingester
+	snd    *sender.Sender
+	sweeps *sweep.Scheduler
+	start  time.Time
 
 	reloadMu        sync.Mutex
 	lastReload      time.Time
@@ -204,15 +206,33 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		return <-sendDone
 	})
 
-	// 4. Digests and rule reloads.
+	// 4. A snapshot first: an interrupted one is finished, and on a first start (no checkpoint)
+	// the tables whose rules opt in to op `snapshot` are read; its position becomes the
+	// checkpoint the binlog is read from (snapshot.go).
+	if err := SnapshotBeforeStreaming(ctx, cfg, cfg.Snapshot, st, set, log.With("component", "snapshot"), s.kick); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+
+	// 5. Digests, sweeps and rule reloads.
+	sweeps, err := newSweeps(cfg, cfg.Sweeps, st, set, log, s.kick)
+	if err != nil {
+		return fmt.Errorf("sweeps: %w", err)
+	}
+	s.sweeps = sweeps
 	bgCtx, stopBG := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	stack.push("background", func() error { stopBG(); bg.Wait(); return nil })
-	bg.Add(2)
+	bg.Add(3)
 	go func() { defer bg.Done(); _ = ing.RunDigests(bgCtx, st, cfg.Sender.DigestInterval, snd.Kick) }()
+	go func() {
+		defer bg.Done()
+		if err := sweeps.Run(bgCtx); err != nil && bgCtx.Err() == nil {
+			log.Error("sweep scheduler stopped", "error", err)
+		}
+	}()
 	go func() { defer bg.Done(); s.reloadLoop(bgCtx) }()
 
-	// 5. Admin server.
+	// 6. Admin server.
 	if cfg.Admin.Listen != "" {
 		token, err := cfg.Admin.token()
 		if err != nil {
@@ -230,7 +250,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		log.Info("admin server", "listen", cfg.Admin.Listen, "token", token != "")
 	}
 
-	// 6. The pipeline: cdc from the checkpoint → ingest, restartable.
+	// 7. The pipeline: cdc from the checkpoint → ingest, restartable.
 	src := cdc.Options{Addr: cfg.Source.Addr, User: cfg.Source.User, Password: password,
 		Flavor: cfg.Source.Flavor, ServerID: cfg.Source.ServerID, Exclude: cfg.Source.Exclude,
 		Now: now, Logger: log.With("component", "cdc")}
