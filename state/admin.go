@@ -421,7 +421,7 @@ func (s *Store) maintain(ctx context.Context) {
 	case n > 0:
 		s.log.LogAttrs(ctx, slog.LevelInfo, "state: expired terminal messages", slog.Int("count", n))
 	}
-	if s.acquire() != nil {
+	if s.opts.InMemory || s.acquire() != nil {
 		return
 	}
 	defer s.mu.RUnlock()

@@ -79,8 +79,10 @@ func (s Status) Terminal() bool {
 	return false
 }
 
-// Message is the persisted record of one message (key m/<Key>). Its text is rendered when it is
-// created, so a later rule or template change never alters what a pending message says.
+// Message is the persisted record of one message (keys m/<Key> and b/<Key>, see codec.go). Its
+// text is rendered when it is created, so a later rule or template change never alters what a
+// pending message says. The store keeps times with millisecond precision and returns them in
+// UTC.
 type Message struct {
 	Key     string // deterministic: a function of the rule and the row (invariant 2)
 	Rule    string
