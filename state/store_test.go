@@ -278,6 +278,19 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte{1}, []byte{1})
 	f.Add(bytes.Repeat([]byte{0xff}, 40), bytes.Repeat([]byte{0x01}, 40))
 	f.Fuzz(func(t *testing.T, state, body []byte) {
+		// The other decoders of stored values must not panic on garbage either.
+		for _, v := range [][]byte{state, body} {
+			_, _, _ = decodeDue(v)
+			_, _ = dueStatus(v)
+			_, _ = decodeCheckpoint(v)
+			_, _, _ = decodeSlot(v)
+			_, _, _ = decodeWindow(v)
+			_, _ = decodeClaimKeys(v)
+			_ = flushedContains(v, 42)
+			_, _, _, _ = parseStatusKey(v)
+			_, _, _ = parseDueKey(v)
+			_, _, _, _ = parseWindowKey(v)
+		}
 		m, err := decodeMessage("k", state, body)
 		if err != nil {
 			return
