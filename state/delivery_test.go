@@ -308,3 +308,52 @@ func TestTheClaimJournalListsSendingMessagesUntilTheyAreCompleted(t *testing.T) 
 		t.Fatalf("%d journal entries after Settle", n)
 	}
 }
+
+func TestRuleCancelsRacingClaimsLeaveEachReminderEitherClaimedOrCancelled(t *testing.T) {
+	s, _ := openTestStore(t, func(o *Options) { o.NoSync = true })
+	ctx := context.Background()
+	const n = 400
+	var b Batch
+	for i := range n {
+		b.Schedules = append(b.Schedules, Schedule{Slot: fmt.Sprint("r/", i), Message: reminder(fmt.Sprint("k", i), t0)})
+	}
+	mustApply(t, s, &b)
+	claimed := map[string]bool{}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			ms, err := s.Claim(ctx, t0, 9)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if len(ms) == 0 {
+				return
+			}
+			for _, m := range ms {
+				claimed[m.Key] = true
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := 0; i < n; i += 2 {
+			if _, err := s.Apply(ctx, &Batch{Cancels: []string{fmt.Sprint("r/", i)}}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	wg.Wait()
+	for i := range n {
+		key := fmt.Sprint("k", i)
+		st := statusOf(t, s, key)
+		switch {
+		case claimed[key] && st != StatusSending:
+			t.Fatalf("%s was claimed but is %s", key, st)
+		case !claimed[key] && (i%2 == 1 || st != StatusCancelled):
+			t.Fatalf("%s neither claimed nor cancelled: %s", key, st)
+		}
+	}
+	if got := counts(t, s); got[StatusSending] != len(claimed) || got[StatusSending]+got[StatusCancelled] != n {
+		t.Fatalf("counts %v with %d claimed", got, len(claimed))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -378,5 +379,78 @@ func TestRecordReceipt(t *testing.T) {
 	}
 	if got := counts(t, s); !reflect.DeepEqual(got, map[Status]int{StatusSent: 1, StatusDead: 1, StatusSending: 1}) {
 		t.Fatalf("counts = %v", got)
+	}
+}
+
+func TestCountsKeptInMemoryMatchWhatIsStored(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: t0}
+	s, err := Open(Options{Dir: dir, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var b Batch
+	for i := range 40 {
+		key := fmt.Sprint("m", i)
+		switch i % 4 {
+		case 0:
+			b.Messages = append(b.Messages, sms(key))
+		case 1:
+			b.Schedules = append(b.Schedules, Schedule{Slot: fmt.Sprint("r/", i%8), Message: reminder(key, t0.Add(time.Duration(i)*time.Second))})
+		case 2:
+			m := sms(key)
+			m.Status = StatusHeld
+			b.Messages = append(b.Messages, m)
+		case 3:
+			b.Digest = append(b.Digest, digestItem("g", t0, key))
+		}
+	}
+	b.Cancels = []string{"r/5"}
+	mustApply(t, s, &b)
+	clk.Set(t0.Add(time.Minute))
+	claimed := mustClaim(t, s, t0.Add(time.Minute), 100)
+	var outs []Outcome
+	for i, m := range claimed {
+		r := []Result{ResultSent, ResultRetry, ResultDead, ResultUncertain, ResultDefer, ResultSkipped, 0}[i%7]
+		if r != 0 {
+			outs = append(outs, Outcome{Key: m.Key, Result: r, RetryAt: t0.Add(time.Hour)})
+		}
+	}
+	if err := s.Complete(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Cancel(ctx, "m2", ""); err != nil {
+		t.Fatal(err)
+	}
+	due, _ := s.DueDigests(ctx, t0, 10)
+	if err := s.FlushDigest(ctx, due[0], digestMessage(due[0])); err != nil {
+		t.Fatal(err)
+	}
+
+	listed := map[Status]int{}
+	for _, st := range Statuses() {
+		ms, err := s.List(ctx, Filter{Status: st, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) > 0 {
+			listed[st] = len(ms)
+		}
+	}
+	inMemory := counts(t, s)
+	if !reflect.DeepEqual(inMemory, listed) {
+		t.Fatalf("counts %v, but List by status finds %v", inMemory, listed)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Options{Dir: dir, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := counts(t, s); !reflect.DeepEqual(got, inMemory) {
+		t.Fatalf("counts after reopen %v, before %v", got, inMemory)
 	}
 }
