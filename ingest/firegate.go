@@ -23,28 +23,66 @@ type DeliveryQueue interface {
 //   - misfire {skip_older_than: D}: a reminder (a message with a slot) claimed for its first
 //     attempt more than D after its fire time is completed as skipped, reason "misfire";
 //   - quiet_hours of the rule: a message claimed inside the rule's window is deferred to the
-//     window's end (reason "quiet_hours"; the attempt is given back).
+//     window's end (reason "quiet_hours"; the attempt is given back);
+//   - recheck (with a RowReader): a reminder whose rule has a recheck condition is sent only
+//     if the condition holds on the row's latest image (rules.Set.Recheck at the fire time);
+//     false, or the row deleted, completes it as skipped (reason "recheck"). When the row
+//     cannot be read (replica down), the message is deferred by RecheckRetry.
 //
 // The rule is looked up by name in the current rule set; a message whose rule is gone is
 // passed through unchanged. Channel-level quiet hours and caps stay the sender's.
-//
-// Not applied: `recheck` (it needs the row's latest image at fire time, read from the
-// replica; see the integration notes).
 type FireGate struct {
 	q     DeliveryQueue
 	rules func() *rules.Set
+	rows  RowReader
 	log   *slog.Logger
 }
 
+// RecheckRetry is how long a message waits when its recheck could not read the row.
+const RecheckRetry = 30 * time.Second
+
 // Reasons the gate writes.
 const (
-	ReasonMisfire    = "misfire"
-	ReasonQuietHours = "quiet_hours"
+	ReasonMisfire            = "misfire"
+	ReasonQuietHours         = "quiet_hours"
+	ReasonRecheck            = "recheck"
+	ReasonRecheckUnavailable = "recheck_unavailable"
 )
 
-// NewFireGate wraps q with the policies of the ingester's current rules.
-func NewFireGate(q DeliveryQueue, g *Ingester) *FireGate {
-	return &FireGate{q: q, rules: g.Rules, log: g.log}
+// NewFireGate wraps q with the policies of the ingester's current rules. rows reads rows for
+// recheck; nil sends reminders without rechecking.
+func NewFireGate(q DeliveryQueue, g *Ingester, rows RowReader) *FireGate {
+	return &FireGate{q: q, rules: g.Rules, rows: rows, log: g.log}
+}
+
+// recheck evaluates the rule's recheck condition on the row's latest image; hold=true with
+// the outcome when the message must not go out now.
+func (f *FireGate) recheck(ctx context.Context, set *rules.Set, m *state.Message, now time.Time) (state.Outcome, bool) {
+	skip := func(why string) (state.Outcome, bool) {
+		return state.Outcome{Key: m.Key, Result: state.ResultSkipped, At: now, Reason: ReasonRecheck, Error: why}, true
+	}
+	table, image, err := recheckImage(m.Data)
+	if err != nil {
+		f.log.Warn("recheck: no row in the message data; sending without recheck", "key", m.Key, "error", err)
+		return state.Outcome{}, false
+	}
+	row, found, err := f.rows.LatestRow(ctx, table, image)
+	if err != nil {
+		f.log.Warn("recheck: row not readable; deferring", "key", m.Key, "retry_in", RecheckRetry, "error", err)
+		return state.Outcome{Key: m.Key, Result: state.ResultDefer, At: now, RetryAt: now.Add(RecheckRetry),
+			Reason: ReasonRecheckUnavailable, Error: err.Error()}, true
+	}
+	if !found {
+		return skip("the row was deleted before the fire time")
+	}
+	ok, err := set.Recheck(m.Rule, row, now)
+	if err != nil {
+		return skip(fmt.Sprintf("recheck failed: %v", err))
+	}
+	if !ok {
+		return skip("recheck is false on the latest row: " + set.Rule(m.Rule).Recheck)
+	}
+	return state.Outcome{}, false
 }
 
 // NextDue is the store's.
@@ -77,6 +115,12 @@ func (f *FireGate) Claim(ctx context.Context, now time.Time, limit int) ([]*stat
 		case r.QuietHours != nil && r.QuietHours.Contains(now):
 			outs = append(outs, state.Outcome{Key: m.Key, Result: state.ResultDefer, At: now,
 				RetryAt: r.QuietHours.Next(now), Reason: ReasonQuietHours})
+		case m.Recheck != "" && r.Recheck != "" && f.rows != nil:
+			if o, hold := f.recheck(ctx, set, m, now); hold {
+				outs = append(outs, o)
+			} else {
+				keep = append(keep, m)
+			}
 		default:
 			keep = append(keep, m)
 		}
@@ -89,8 +133,14 @@ func (f *FireGate) Claim(ctx context.Context, now time.Time, limit int) ([]*stat
 			return keep, nil
 		}
 		for _, o := range outs {
-			f.log.Info("message held back by its rule", "key", o.Key, "result", o.Result.String(),
-				"reason", o.Reason, "until", o.RetryAt)
+			attrs := []any{"key", o.Key, "result", o.Result.String(), "reason", o.Reason}
+			if !o.RetryAt.IsZero() {
+				attrs = append(attrs, "until", o.RetryAt)
+			}
+			if o.Error != "" {
+				attrs = append(attrs, "why", o.Error)
+			}
+			f.log.Info("message held back by its rule", attrs...)
 		}
 	}
 	return keep, nil

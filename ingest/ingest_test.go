@@ -426,7 +426,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate := NewFireGate(st, g)
+	gate := NewFireGate(st, g, nil)
 	// Two hours after the fire time, at 22:00 UTC (inside the quiet window).
 	at := time.Date(2026, 11, 30, 22, 0, 0, 0, time.UTC)
 	ms, err := gate.Claim(context.Background(), at, 10)
@@ -440,5 +440,24 @@ rules:
 	quiet := get(t, st, "quiet:1")
 	if quiet.Status == state.StatusSending || !quiet.DueAt.Equal(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)) {
 		t.Fatalf("quiet message = %s due %s, want deferred to 08:00", quiet.Status, quiet.DueAt)
+	}
+}
+
+func TestRecheckReadsTheKeyFromTheMessageData(t *testing.T) {
+	table, image, err := recheckImage([]byte(`{"table":"app.t","op":"update","new":{"id":18446744073709551615,"code":"a'b"},"old":{"id":1}}`))
+	if err != nil || table != "app.t" {
+		t.Fatalf("table %q, err %v", table, err)
+	}
+	if lit, err := sqlLiteral(image["id"]); err != nil || lit != "18446744073709551615" {
+		t.Fatalf("id literal %q, %v: a big unsigned key must stay exact", lit, err)
+	}
+	if lit, err := sqlLiteral(image["code"]); err != nil || lit != `'a\'b'` {
+		t.Fatalf("string literal %q, %v", lit, err)
+	}
+	if _, err := sqlLiteral(image["missing"]); err == nil {
+		t.Fatal("a missing key value must be an error")
+	}
+	if _, _, err := recheckImage([]byte(`{"op":"insert"}`)); err == nil {
+		t.Fatal("data without table and row must be an error")
 	}
 }

@@ -479,3 +479,63 @@ rules:
 		t.Fatalf("digest deliveries = %+v, want one with 3 items", led)
 	}
 }
+
+func TestARecheckAtFireTimeSkipsAReminderWhoseRowChanged(t *testing.T) {
+	ddl := []string{`CREATE TABLE {db}.tasks (id BIGINT PRIMARY KEY, phone VARCHAR(20) NOT NULL,
+		due_at DATETIME NOT NULL, done TINYINT NOT NULL DEFAULT 0)`}
+	rule := `
+rules:
+  - name: due
+    table: {db}.tasks
+    on: [insert, update]
+    entity: string(new.id)
+    at: new.due_at
+    key: string(new.id)
+    to: new.phone
+    channel: sms
+    recheck: new.done == 0
+    template: "Task {{ .new.id }} is due."
+`
+	e := newEnv(t, ddl, map[string]string{"tasks.yaml": rule})
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	e.exec(
+		"INSERT INTO {db}.tasks VALUES (1, '+4915100000001', UTC_TIMESTAMP() + INTERVAL 4 SECOND, 0)",
+		"INSERT INTO {db}.tasks VALUES (2, '+4915100000002', UTC_TIMESTAMP() + INTERVAL 3 SECOND, 0)",
+		"INSERT INTO {db}.tasks VALUES (3, '+4915100000003', UTC_TIMESTAMP() + INTERVAL 3 SECOND, 0)",
+		// The reminder of task 2 stays scheduled (same fire time, same key): only the recheck
+		// at fire time sees done = 1. Deleting task 3 cancels its reminder at once.
+		"UPDATE {db}.tasks SET done = 1 WHERE id = 2",
+		"DELETE FROM {db}.tasks WHERE id = 3",
+	)
+	// A reminder's key carries its fire time: "due:<id>@<at>".
+	byTask := func(counts map[string]int, id string) (n int) {
+		for k, c := range counts {
+			if strings.HasPrefix(k, "due:"+id+"@") {
+				n += c
+			}
+		}
+		return n
+	}
+	e.waitFor("task 1's reminder", 60*time.Second, func() bool { return byTask(e.gw.counts(), "1") == 1 })
+	must(t, svc.stop())
+	if n := len(e.gw.counts()); n != 1 {
+		t.Fatalf("provider received %v, want only task 1's reminder", e.gw.counts())
+	}
+	msgs := messagesByKey(t, e.openStore())
+	for id, want := range map[string]state.Status{"2": state.StatusSkipped, "3": state.StatusCancelled} {
+		found := false
+		for k, m := range msgs {
+			if strings.HasPrefix(k, "due:"+id+"@") {
+				found = true
+				if m.Status != want {
+					t.Errorf("%s = %s/%q (%s), want %s", k, m.Status, m.Reason, m.LastError, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no reminder of task %s in the store", id)
+		}
+	}
+}

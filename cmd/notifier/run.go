@@ -189,7 +189,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	senderMetrics := metrics.NewSet()
 	metrics.RegisterSet(senderMetrics)
 	stack.push("sender metrics", func() error { metrics.UnregisterSet(senderMetrics, true); return nil })
-	snd, err := sender.New(sender.Options{Store: ingest.NewFireGate(st, ing), Channels: runtimes, Concurrency: cfg.Sender.Concurrency,
+	snd, err := sender.New(sender.Options{Store: ingest.NewFireGate(st, ing, &ingest.ReplicaRows{Addr: cfg.Source.Addr, User: cfg.Source.User, Password: password}), Channels: runtimes, Concurrency: cfg.Sender.Concurrency,
 		ClaimBatch: cfg.Sender.ClaimBatch, DrainTimeout: cfg.Sender.DrainTimeout, Now: now,
 		Logger: log.With("component", "sender"), Metrics: senderMetrics})
 	if err != nil {
