@@ -28,4 +28,7 @@
 //     or dropped by an operator) until a whole minute passes under the limit.
 //   - Digests: RunDigests flushes closed digest windows into one rendered message each,
 //     exactly once (state.FlushDigest is atomic).
+//   - Fire time: FireGate, the sender's view of the store, applies the rules' own delivery
+//     policies to claimed messages — misfire (skip a reminder fired too late), quiet hours
+//     (defer), recheck (skip a reminder whose row no longer satisfies the rule).
 package ingest
