@@ -311,9 +311,16 @@ func TestExportJSONLines(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("export: %d lines:\n%s", len(lines), body)
 	}
-	var m admin.MessageView
-	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil || m.Key != "reminder:1001" || m.Text == "" || len(m.Data) == 0 {
-		t.Errorf("first line = %+v, %v", m, err)
+	byKey := map[string]admin.MessageView{}
+	for _, line := range lines {
+		var m admin.MessageView
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		byKey[m.Key] = m
+	}
+	if m := byKey["reminder:1001"]; m.Status != "scheduled" || m.Text == "" || len(m.Data) == 0 || len(byKey) != 2 {
+		t.Errorf("export = %+v", byKey)
 	}
 	var n int
 	err := ts.client.Export(context.Background(), admin.Query{}, func(admin.MessageView) error { n++; return nil })
