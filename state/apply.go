@@ -202,51 +202,8 @@ func (s *Store) Apply(ctx context.Context, b *Batch) (ApplyResult, error) {
 	var res ApplyResult
 	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
 		res = ApplyResult{}
-		for _, m := range b.Messages {
-			ok, err := insertMessage(txn, fx, m, now)
-			if err != nil {
-				return err
-			}
-			if ok {
-				res.Inserted++
-			} else {
-				res.Existing++
-			}
-		}
-		for _, sc := range b.Schedules {
-			v := version
-			if !sc.Version.IsZero() {
-				v = unixMs(sc.Version)
-			}
-			if err := reconcile(txn, fx, sc, v, now, &res); err != nil {
-				return err
-			}
-		}
-		for _, slot := range b.Cancels {
-			if err := cancelSlot(txn, fx, slot, version, now, &res); err != nil {
-				return err
-			}
-		}
-		for _, d := range b.Digest {
-			if err := addDigestItem(txn, d, &res); err != nil {
-				return err
-			}
-		}
-		for name, v := range b.Cursors {
-			var err error
-			if v == nil {
-				err = txn.Delete(cursorKey(name))
-			} else {
-				err = txn.Set(cursorKey(name), v)
-			}
-			if err != nil {
-				return fmt.Errorf("cursor %q: %w", name, err)
-			}
-		}
-		if b.Checkpoint != nil {
-			if err := txn.Set(keyCheckpoint, encodeCheckpoint(*b.Checkpoint)); err != nil {
-				return fmt.Errorf("checkpoint: %w", err)
-			}
+		if err := applyEffects(txn, fx, b, version, now, &res); err != nil {
+			return err
 		}
 		return ctx.Err() // the side effect (commit) comes next
 	})
@@ -257,6 +214,57 @@ func (s *Store) Apply(ctx context.Context, b *Batch) (ApplyResult, error) {
 		return ApplyResult{}, fmt.Errorf("apply batch of %d effects: %w", n, err)
 	}
 	return res, nil
+}
+
+// applyEffects writes every effect of b and its checkpoint in txn.
+func applyEffects(txn *badger.Txn, fx *effects, b *Batch, version int64, now time.Time, res *ApplyResult) error {
+	for _, m := range b.Messages {
+		ok, err := insertMessage(txn, fx, m, now)
+		if err != nil {
+			return err
+		}
+		if ok {
+			res.Inserted++
+		} else {
+			res.Existing++
+		}
+	}
+	for _, sc := range b.Schedules {
+		v := version
+		if !sc.Version.IsZero() {
+			v = unixMs(sc.Version)
+		}
+		if err := reconcile(txn, fx, sc, v, now, res); err != nil {
+			return err
+		}
+	}
+	for _, slot := range b.Cancels {
+		if err := cancelSlot(txn, fx, slot, version, now, res); err != nil {
+			return err
+		}
+	}
+	for _, d := range b.Digest {
+		if err := addDigestItem(txn, d, res); err != nil {
+			return err
+		}
+	}
+	for name, v := range b.Cursors {
+		var err error
+		if v == nil {
+			err = txn.Delete(cursorKey(name))
+		} else {
+			err = txn.Set(cursorKey(name), v)
+		}
+		if err != nil {
+			return fmt.Errorf("cursor %q: %w", name, err)
+		}
+	}
+	if b.Checkpoint != nil {
+		if err := txn.Set(keyCheckpoint, encodeCheckpoint(*b.Checkpoint)); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	return nil
 }
 
 // withDefaults returns a copy of m with the times every stored message has.

@@ -93,37 +93,12 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	s.lowMu.Unlock()
 
 	nowMs := unixMs(now)
-	var out []*Message
-	var keys []string
-	var next []byte
-	var seq uint64
-	var dropped []uint64
+	var c *claimed
 	var err error
 	for {
 		err = s.update(ctx, func(txn *badger.Txn, fx *effects) error {
-			out, keys = out[:0], keys[:0]
-			entries, n, err := scanDue(txn, start, nowMs, limit)
-			if err != nil {
-				return err
-			}
-			next = n
-			for _, e := range entries {
-				m, err := claimOne(txn, fx, e, nowMs)
-				if err != nil {
-					return err
-				}
-				if m != nil {
-					out = append(out, m)
-					keys = append(keys, m.Key)
-				}
-			}
-			if len(keys) > 0 {
-				seq = s.jr.next()
-				if err := txn.Set(claimKey(seq), encodeClaimKeys(keys)); err != nil {
-					return fmt.Errorf("claim journal: %w", err)
-				}
-			}
-			if dropped, err = s.jr.collect(txn); err != nil {
+			var err error
+			if c, err = s.claimTxn(txn, fx, start, nowMs, limit); err != nil {
 				return err
 			}
 			return ctx.Err()
@@ -134,15 +109,15 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 		limit /= 2 // records with long histories: take fewer
 	}
 	if err == nil {
-		s.jr.forget(dropped)
-		if len(keys) > 0 {
-			s.jr.register(seq, keys)
+		s.jr.forget(c.dropped)
+		if c.seq != 0 {
+			s.jr.register(c.seq, c.keys)
 		}
 	}
 	s.lowMu.Lock()
 	if err == nil {
-		s.low = next
-		if s.dirtyLow != nil && bytes.Compare(s.dirtyLow, next) < 0 {
+		s.low = c.next
+		if s.dirtyLow != nil && bytes.Compare(s.dirtyLow, c.next) < 0 {
 			s.low = s.dirtyLow
 		}
 	}
@@ -151,7 +126,46 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	if err != nil {
 		return nil, fmt.Errorf("claim due messages: %w", err)
 	}
-	return out, nil
+	return c.out, nil
+}
+
+// claimed is what one Claim transaction did.
+type claimed struct {
+	out     []*Message
+	keys    []string
+	next    []byte   // the new low-water mark
+	seq     uint64   // its claim journal entry (0: none)
+	dropped []uint64 // emptied journal entries it deleted
+}
+
+// claimTxn is the body of one Claim transaction: it claims the due entries, writes the claim
+// journal entry and deletes the emptied ones.
+func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs int64, limit int) (*claimed, error) {
+	entries, next, err := scanDue(txn, start, nowMs, limit)
+	if err != nil {
+		return nil, err
+	}
+	c := &claimed{next: next, out: make([]*Message, 0, len(entries)), keys: make([]string, 0, len(entries))}
+	for _, e := range entries {
+		m, err := claimOne(txn, fx, e, nowMs)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			c.out = append(c.out, m)
+			c.keys = append(c.keys, m.Key)
+		}
+	}
+	if len(c.keys) > 0 {
+		c.seq = s.jr.next()
+		if err := txn.Set(claimKey(c.seq), encodeClaimKeys(c.keys)); err != nil {
+			return nil, fmt.Errorf("claim journal: %w", err)
+		}
+	}
+	if c.dropped, err = s.jr.collect(txn); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // dueEntry is one entry of the due index read by Claim.
