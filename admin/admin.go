@@ -143,13 +143,13 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened (and Serve closes).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// No WriteTimeout: an export streams for as long as it takes; ctx bounds it.
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		// No WriteTimeout: an export streams for as long as it takes; ctx bounds it.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-		ErrorLog:    slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
 	s.mu.Lock()
 	if s.closed {
