@@ -101,6 +101,7 @@ type service struct {
 	tables          []string // cdc include patterns in force
 
 	restart chan restartRequest // pipeline restarts (rewind, changed tables)
+	stack   teardown            // stop functions, run in reverse order by Serve
 }
 
 // restartRequest asks the pipeline to stop reading, commit, and resume from the store's
@@ -112,7 +113,8 @@ type restartRequest struct {
 
 // Serve runs the service until ctx is done, then shuts it down in order (STYLE 6):
 // stop reading the binlog → let ingest commit what it has → let the sender finish in-flight
-// sends within drain_timeout → close the store (last).
+// sends within drain_timeout → close the store (last). Each start step pushes its stop onto a
+// LIFO stack.
 func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	log := opts.Logger
 	if log == nil {
@@ -123,10 +125,8 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		now = time.Now
 	}
 	s := &service{cfg: cfg, log: log, now: now, start: now(), restart: make(chan restartRequest)}
-
-	var stack teardown
 	defer func() {
-		if terr := stack.run(); terr != nil && err == nil {
+		if terr := s.stack.run(); terr != nil && err == nil {
 			err = terr
 		}
 	}()
@@ -135,30 +135,64 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
+	password, err := cfg.Source.password()
+	if err != nil {
+		return err
+	}
 	runtimes, err := sender.Build(cfg.Channels, sender.Deps{Logger: log.With("component", "channel"), Now: now})
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("channels: %v", err), 2)
 	}
-	stack.push("channels", func() error {
+	s.stack.push("channels", func() error {
 		var errs []error
 		for _, rt := range runtimes {
 			errs = append(errs, rt.Close())
 		}
 		return errors.Join(errs...)
 	})
-	password, err := cfg.Source.password()
+	if err := s.openStore(ctx, runtimes, len(set.Rules)); err != nil { // 1. store, checkpoint, settle
+		return err
+	}
+	ing, err := ingest.New(ingest.Options{Store: s.store, Rules: set, Flavor: cfg.Source.Flavor, // 2. ingest
+		DefaultMaxPerMinute: *cfg.Rules.DefaultMaxPerMinute, Kick: s.kick, Now: now,
+		Logger: log.With("component", "ingest")})
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	s.ing = ing
+	s.stack.push("ingest metrics", func() error { ing.Close(); return nil })
+	if err := s.startSender(ctx, runtimes, password); err != nil { // 3. sender
+		return err
+	}
+	// 4. A snapshot first: an interrupted one is finished, and on a first start (no checkpoint)
+	// the tables whose rules opt in to op `snapshot` are read; its position becomes the
+	// checkpoint the binlog is read from (snapshot.go).
+	if err := SnapshotBeforeStreaming(ctx, cfg, cfg.Snapshot, s.store, set, log.With("component", "snapshot"), s.kick); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	bgCtx, err := s.startBackground(ctx, set) // 5. digests, sweeps, rule reloads
 	if err != nil {
 		return err
 	}
+	if err := s.startAdmin(bgCtx); err != nil { // 6. admin server
+		return err
+	}
+	// 7. The pipeline: cdc from the checkpoint → ingest, restartable.
+	return s.pipeline(ctx, cdc.Options{Addr: cfg.Source.Addr, User: cfg.Source.User, Password: password,
+		Flavor: cfg.Source.Flavor, ServerID: cfg.Source.ServerID, Exclude: cfg.Source.Exclude,
+		Now: now, Logger: log.With("component", "cdc")})
+}
 
-	// 1. Store, checkpoint, settle.
-	st, err := state.Open(state.Options{Dir: cfg.Store.Dir, NoSync: !*cfg.Store.SyncWrites,
-		DedupeHorizon: cfg.Store.DedupeHorizon, Logger: log.With("component", "state"), Now: now})
+// openStore opens the store and settles the messages a crash left in `sending`: ready again on
+// an idempotent channel, uncertain otherwise (invariant 3).
+func (s *service) openStore(ctx context.Context, runtimes map[string]*sender.Runtime, rules int) error {
+	st, err := state.Open(state.Options{Dir: s.cfg.Store.Dir, NoSync: !*s.cfg.Store.SyncWrites,
+		DedupeHorizon: s.cfg.Store.DedupeHorizon, Logger: s.log.With("component", "state"), Now: s.now})
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", cfg.Store.Dir, err)
+		return fmt.Errorf("open store %s: %w", s.cfg.Store.Dir, err)
 	}
 	s.store = st
-	stack.push("store", st.Close)
+	s.stack.push("store", st.Close)
 	cp, hasCP, err := st.Checkpoint()
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
@@ -171,90 +205,79 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("settle messages left sending: %w", err)
 	}
-	log.Info("store open", "dir", cfg.Store.Dir, "checkpoint", cp.Position, "has_checkpoint", hasCP,
-		"settled_ready", ready, "settled_uncertain", uncertain, "rules", len(set.Rules))
+	s.log.Info("store open", "dir", s.cfg.Store.Dir, "checkpoint", cp.Position, "has_checkpoint", hasCP,
+		"settled_ready", ready, "settled_uncertain", uncertain, "rules", rules)
+	return nil
+}
 
-	// 2. Ingest (started below), whose commits wake the sender.
-	ing, err := ingest.New(ingest.Options{Store: st, Rules: set, Flavor: cfg.Source.Flavor,
-		DefaultMaxPerMinute: *cfg.Rules.DefaultMaxPerMinute, Kick: s.kick, Now: now,
-		Logger: log.With("component", "ingest")})
-	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
-	}
-	s.ing = ing
-	stack.push("ingest metrics", func() error { ing.Close(); return nil })
-
-	// 3. Sender (drained with its own context, cancelled after the pipeline stopped). It
-	// claims through the fire gate, which applies the rules' misfire and quiet hours.
-	senderMetrics := metrics.NewSet()
-	metrics.RegisterSet(senderMetrics)
-	stack.push("sender metrics", func() error { metrics.UnregisterSet(senderMetrics, true); return nil })
-	snd, err := sender.New(sender.Options{Store: ingest.NewFireGate(st, ing, &ingest.ReplicaRows{Addr: cfg.Source.Addr, User: cfg.Source.User, Password: password}), Channels: runtimes, Concurrency: cfg.Sender.Concurrency,
-		ClaimBatch: cfg.Sender.ClaimBatch, DrainTimeout: cfg.Sender.DrainTimeout, Now: now,
-		Logger: log.With("component", "sender"), Metrics: senderMetrics})
+// startSender starts the delivery loop. It claims through the fire gate (the rules' misfire,
+// quiet hours and recheck) and runs on its own context: it is stopped after the pipeline has
+// committed, and then drains in-flight sends within drain_timeout.
+func (s *service) startSender(ctx context.Context, runtimes map[string]*sender.Runtime, password string) error {
+	set := metrics.NewSet()
+	metrics.RegisterSet(set)
+	s.stack.push("sender metrics", func() error { metrics.UnregisterSet(set, true); return nil })
+	rows := &ingest.ReplicaRows{Addr: s.cfg.Source.Addr, User: s.cfg.Source.User, Password: password}
+	snd, err := sender.New(sender.Options{Store: ingest.NewFireGate(s.store, s.ing, rows), Channels: runtimes,
+		Concurrency: s.cfg.Sender.Concurrency, ClaimBatch: s.cfg.Sender.ClaimBatch,
+		DrainTimeout: s.cfg.Sender.DrainTimeout, Now: s.now, Logger: s.log.With("component", "sender"), Metrics: set})
 	if err != nil {
 		return fmt.Errorf("sender: %w", err)
 	}
 	s.snd = snd
-	// The sender runs on its own context: it is stopped after the pipeline has committed, and
-	// then drains in-flight sends within drain_timeout (sender.Options.DrainTimeout).
 	sendCtx, stopSend := context.WithCancel(context.WithoutCancel(ctx))
 	sendDone := make(chan error, 1)
 	go func() { sendDone <- snd.Run(sendCtx) }()
-	stack.push("sender", func() error {
+	s.stack.push("sender", func() error {
 		stopSend()
 		return <-sendDone
 	})
+	return nil
+}
 
-	// 4. A snapshot first: an interrupted one is finished, and on a first start (no checkpoint)
-	// the tables whose rules opt in to op `snapshot` are read; its position becomes the
-	// checkpoint the binlog is read from (snapshot.go).
-	if err := SnapshotBeforeStreaming(ctx, cfg, cfg.Snapshot, st, set, log.With("component", "snapshot"), s.kick); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-
-	// 5. Digests, sweeps and rule reloads.
-	sweeps, err := newSweeps(cfg, cfg.Sweeps, st, set, log, s.kick)
+// startBackground starts the digest flusher, the sweep scheduler and the rule reloader; they
+// stop with the returned context (cancelled by the teardown).
+func (s *service) startBackground(ctx context.Context, set *rules.Set) (context.Context, error) {
+	sweeps, err := newSweeps(s.cfg, s.cfg.Sweeps, s.store, set, s.log, s.kick)
 	if err != nil {
-		return fmt.Errorf("sweeps: %w", err)
+		return nil, fmt.Errorf("sweeps: %w", err)
 	}
 	s.sweeps = sweeps
 	bgCtx, stopBG := context.WithCancel(ctx)
 	var bg sync.WaitGroup
-	stack.push("background", func() error { stopBG(); bg.Wait(); return nil })
+	s.stack.push("background", func() error { stopBG(); bg.Wait(); return nil })
 	bg.Add(3)
-	go func() { defer bg.Done(); _ = ing.RunDigests(bgCtx, st, cfg.Sender.DigestInterval, snd.Kick) }()
+	go func() { defer bg.Done(); _ = s.ing.RunDigests(bgCtx, s.store, s.cfg.Sender.DigestInterval, s.kick) }()
 	go func() {
 		defer bg.Done()
 		if err := sweeps.Run(bgCtx); err != nil && bgCtx.Err() == nil {
-			log.Error("sweep scheduler stopped", "error", err)
+			s.log.Error("sweep scheduler stopped", "error", err)
 		}
 	}()
 	go func() { defer bg.Done(); s.reloadLoop(bgCtx) }()
+	return bgCtx, nil
+}
 
-	// 6. Admin server.
-	if cfg.Admin.Listen != "" {
-		token, err := cfg.Admin.token()
-		if err != nil {
-			return err
-		}
-		srv, err := admin.New(admin.Options{Listen: cfg.Admin.Listen, Token: token, Store: st,
-			Status: s.status, Reload: s.reload, Rewind: s.rewind, Version: version, Now: now,
-			Logger: log.With("component", "admin")})
-		if err != nil {
-			return fmt.Errorf("admin: %w", err)
-		}
-		adminDone := make(chan error, 1)
-		go func() { adminDone <- srv.Run(bgCtx) }()
-		stack.push("admin", func() error { _ = srv.Close(); return <-adminDone })
-		log.Info("admin server", "listen", cfg.Admin.Listen, "token", token != "")
+// startAdmin starts the admin server when admin.listen is set.
+func (s *service) startAdmin(ctx context.Context) error {
+	if s.cfg.Admin.Listen == "" {
+		return nil
 	}
-
-	// 7. The pipeline: cdc from the checkpoint → ingest, restartable.
-	src := cdc.Options{Addr: cfg.Source.Addr, User: cfg.Source.User, Password: password,
-		Flavor: cfg.Source.Flavor, ServerID: cfg.Source.ServerID, Exclude: cfg.Source.Exclude,
-		Now: now, Logger: log.With("component", "cdc")}
-	return s.pipeline(ctx, src)
+	token, err := s.cfg.Admin.token()
+	if err != nil {
+		return err
+	}
+	srv, err := admin.New(admin.Options{Listen: s.cfg.Admin.Listen, Token: token, Store: s.store,
+		Status: s.status, Reload: s.reload, Rewind: s.rewind, Version: version, Now: s.now,
+		Logger: s.log.With("component", "admin")})
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	s.stack.push("admin", func() error { _ = srv.Close(); return <-done })
+	s.log.Info("admin server", "listen", s.cfg.Admin.Listen, "token", token != "")
+	return nil
 }
 
 // pipeline runs cdc → ingest from the store's checkpoint until ctx is done (graceful stop: the
