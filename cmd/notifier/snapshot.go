@@ -274,10 +274,10 @@ func SnapshotBeforeStreaming(ctx context.Context, cfg *Config, sc SnapshotConfig
 	}
 	var tables []string
 	if !pending {
-		if hasCP || !sc.initial() {
-			return nil
+		if hasCP || !sc.initial() || len(snapshot.TablesFor(set)) == 0 {
+			return nil // not a first start, or nothing opts in: stream from the current position
 		}
-		if tables, err = snapshotTables(ctx, cfg, set); err != nil || len(tables) == 0 {
+		if tables, err = snapshotTables(ctx, cfg, set); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"notifier/rules"
 )
 
 // runSnapshotCLI runs `notifier <args>` with the commands of snapshot.go in-process.
@@ -92,4 +94,34 @@ func TestPurgedBinlogRecoveryWithSnapshotAllSendsNothingTwice(t *testing.T) {
 			t.Errorf("message %s delivered %d times", key, n)
 		}
 	}
+}
+
+// The start hook takes the initial snapshot on a first start (no checkpoint) and stores its
+// position as the checkpoint; on the next start it does nothing.
+func TestSnapshotBeforeStreamingTakesTheInitialSnapshotOnce(t *testing.T) {
+	e := newEnv(t, []string{"CREATE TABLE {db}.accounts (id INT PRIMARY KEY, phone VARCHAR(20) NOT NULL, status VARCHAR(10) NOT NULL)",
+		"INSERT INTO {db}.accounts VALUES (1, '+491701', 'active'), (2, '+491702', 'pending'), (3, '+491703', 'active')"},
+		map[string]string{"accounts.yaml": accountsRule})
+	e.writeConfig()
+	must(t, e.c.WaitReplicated(context.Background()))
+	cfg, err := LoadConfig(e.cfgPath)
+	must(t, err)
+	set, err := loadRulesForTest(cfg)
+	must(t, err)
+	st := e.openStore()
+	for i := 0; i < 2; i++ {
+		must(t, SnapshotBeforeStreaming(context.Background(), cfg, SnapshotConfig{}, st, set, quietLogger, nil))
+		cp, ok, err := st.Checkpoint()
+		if err != nil || !ok || !strings.Contains(cp.Position, "gtid:") {
+			t.Fatalf("start %d: checkpoint %+v %v %v, want the snapshot's position", i, cp, ok, err)
+		}
+		msgs := messagesByKey(t, st)
+		if len(msgs) != 2 || msgs["activated:1"] == nil || msgs["activated:3"] == nil {
+			t.Fatalf("start %d: messages %v, want activated:1 and activated:3", i, msgs)
+		}
+	}
+}
+
+func loadRulesForTest(cfg *Config) (*rules.Set, error) {
+	return rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
 }
