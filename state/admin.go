@@ -16,8 +16,10 @@ const DefaultListLimit = 100
 // Filter selects messages for List. Zero fields do not filter.
 type Filter struct {
 	// Status lists only messages in that status: scheduled, ready and retry by due time
-	// (through the due index), the others by last update time, oldest first (through the
-	// status index). Without it, List walks all messages in key order.
+	// (through the due index: the cost grows with the pending messages before the page, so
+	// prefer ListDue for timers), sending in claim order (claim journal), the others by last
+	// update time, oldest first (status index). Without it, List walks all messages in key
+	// order.
 	Status Status
 	Rule   string    // exact rule name
 	To     string    // exact recipient
