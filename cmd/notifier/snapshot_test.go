@@ -125,3 +125,24 @@ func TestSnapshotBeforeStreamingTakesTheInitialSnapshotOnce(t *testing.T) {
 func loadRulesForTest(cfg *Config) (*rules.Set, error) {
 	return rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
 }
+
+// `notifier run` on a first start: the initial snapshot sends what the current rows call
+// for (rules that opt in), then the binlog from the snapshot's position sends the rest, each
+// message once.
+func TestRunTakesTheInitialSnapshotThenStreams(t *testing.T) {
+	e := newEnv(t, []string{"CREATE TABLE {db}.accounts (id INT PRIMARY KEY, phone VARCHAR(20) NOT NULL, status VARCHAR(10) NOT NULL)",
+		"INSERT INTO {db}.accounts VALUES (1, '+491701', 'active'), (2, '+491702', 'pending'), (3, '+491703', 'active')"},
+		map[string]string{"accounts.yaml": accountsRule})
+	e.writeConfig()
+	must(t, e.c.WaitReplicated(context.Background()))
+	svc := e.start()
+	e.waitFor("the snapshot's 2 messages", time.Minute, func() bool { return len(e.gw.counts()) == 2 })
+	e.exec("UPDATE {db}.accounts SET status = 'active' WHERE id = 2", "INSERT INTO {db}.accounts VALUES (4, '+491704', 'active')")
+	e.waitFor("4 messages", time.Minute, func() bool { return len(e.gw.counts()) == 4 })
+	must(t, svc.stop())
+	for _, k := range []string{"activated:1", "activated:2", "activated:3", "activated:4"} {
+		if n := e.gw.counts()[k]; n != 1 {
+			t.Errorf("%s delivered %d times, want 1", k, n)
+		}
+	}
+}
