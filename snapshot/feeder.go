@@ -59,6 +59,7 @@ func (f *feeder) start(ctx context.Context) error {
 	go func() {
 		defer close(f.done)
 		f.err = ing.Run(ctx, f.txns)
+		ing.Close() // unregister this run's per-rule series
 	}()
 	return nil
 }
