@@ -146,3 +146,36 @@ func TestRunTakesTheInitialSnapshotThenStreams(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepRunCommandRunsATickOnce(t *testing.T) {
+	e := newEnv(t, []string{"CREATE TABLE {db}.users (id INT PRIMARY KEY, phone VARCHAR(20) NOT NULL)",
+		"INSERT INTO {db}.users VALUES (1, '+491701'), (2, '+491702'), (3, '+491703')"},
+		map[string]string{"sweeps.yaml": `
+defaults: {channel: sms, timezone: Europe/Berlin}
+sweeps:
+  - name: holiday
+    schedule: "0 9 24 12 *"
+    query: SELECT id, phone FROM {db}.users
+    key_column: id
+    to: new.phone
+    template: "Frohe Weihnachten!"
+`})
+	e.writeConfig()
+	must(t, e.c.WaitReplicated(context.Background()))
+	out := runSnapshotCLI(t, "sweep", "run", "--config", e.cfgPath, "--at", "2026-12-24T09:00:00+01:00", "holiday")
+	if !strings.Contains(out, "3 rows, 3 messages created") {
+		t.Fatalf("first run:\n%s", out)
+	}
+	out = runSnapshotCLI(t, "sweep", "run", "--config", e.cfgPath, "--at", "2026-12-24T09:00:00+01:00", "holiday")
+	if !strings.Contains(out, "already done true") {
+		t.Fatalf("second run of the same tick:\n%s", out)
+	}
+	status := runSnapshotCLI(t, "sweep", "status", "--config", e.cfgPath)
+	if !strings.Contains(status, "holiday") || !strings.Contains(status, "last run 2026-12-24T08:00:00Z: 3 rows, 3 messages, done true") {
+		t.Fatalf("sweep status:\n%s", status)
+	}
+	msgs := messagesByKey(t, e.openStore())
+	if len(msgs) != 3 || msgs["holiday:2026-12-24T08:00:00Z:1"] == nil {
+		t.Fatalf("messages %v", msgs)
+	}
+}
