@@ -232,7 +232,7 @@ func marshalData(d map[string]any) []byte {
 	if d == nil {
 		return nil
 	}
-	b, err := json.Marshal(d)
+	b, err := appendJSON(make([]byte, 0, 512), d)
 	if err != nil {
 		b, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("template data not representable as JSON: %v", err)})
 	}

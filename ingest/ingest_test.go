@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -459,5 +461,30 @@ func TestRecheckReadsTheKeyFromTheMessageData(t *testing.T) {
 	}
 	if _, _, err := recheckImage([]byte(`{"op":"insert"}`)); err == nil {
 		t.Fatal("data without table and row must be an error")
+	}
+}
+
+func TestTemplateDataJSONIsWhatEncodingJSONWrites(t *testing.T) {
+	when := time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)
+	data := map[string]any{
+		"new": cdc.Row{"id": int64(-7), "big": uint64(18446744073709551615), "amount": decimal.RequireFromString("1234.50"),
+			"at": when, "bin": []byte{0, 255, 16}, "note": nil, "ok": true, "f": 0.1, "tiny": 1e-9,
+			"doc":  map[string]any{"plan": "gold", "n": 7.0, "tags": []any{"a", "b"}},
+			"text": "quote \" backslash \\ newline \n tab \t ctl \x01 é € 😀 \u2028 bad \xff end"},
+		"old": nil, "op": "update", "table": "app.t", "vars": map[string]any{}, "commit_time": when,
+	}
+	got, err := appendJSON(nil, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("appendJSON:\n%s\nencoding/json:\n%s", got, want)
+	}
+	if _, err := appendJSON(nil, map[string]any{"x": math.Inf(1)}); err == nil {
+		t.Fatal("+Inf must be an error, as in encoding/json")
 	}
 }
