@@ -101,6 +101,8 @@ type Ingester struct {
 	rules atomic.Pointer[rules.Set]
 
 	committed atomic.Pointer[Commit] // the last successful commit
+	lastTxn   atomic.Int64           // commit time (unix ns) of the last evaluated transaction
+	caughtUp  atomic.Bool            // the evaluator has nothing to do: no transaction waiting
 	maxBytes  int64                  // the store's MaxBatchBytes, 0 if it reports none
 
 	// Owned by the evaluator goroutine.
@@ -146,6 +148,20 @@ func (g *Ingester) Close() {
 
 // PausedRules lists the rules the blast-radius guard has paused (their messages are held).
 func (g *Ingester) PausedRules() []string { return g.ev.guard.paused() }
+
+// Lag is how far behind the source the pipeline is: zero when every transaction read is
+// committed and none is waiting, else the time since the commit of the last transaction it
+// evaluated.
+func (g *Ingester) Lag() time.Duration {
+	if g.caughtUp.Load() {
+		return 0
+	}
+	ns := g.lastTxn.Load()
+	if ns == 0 {
+		return 0
+	}
+	return max(0, g.opts.Now().Sub(time.Unix(0, ns)))
+}
 
 // LastCommit returns the last successful commit, ok=false before the first one.
 func (g *Ingester) LastCommit() (Commit, bool) {
@@ -224,6 +240,12 @@ func (g *Ingester) evalLoop(ctx context.Context, txns <-chan *cdc.Txn, commits c
 		if due && cur != nil {
 			sendC = commits
 		}
+		if cur == nil && len(txns) == 0 && !g.caughtUp.Load() {
+			// Everything read is committed and nothing waits: the reader is caught up (as far
+			// as it knows: it gets the server's heartbeats while the binlog is idle).
+			g.caughtUp.Store(true)
+			lagSeconds.Set(0)
+		}
 		select {
 		case sendC <- cur:
 			cur, due, timerC = nil, false, nil
@@ -235,6 +257,10 @@ func (g *Ingester) evalLoop(ctx context.Context, txns <-chan *cdc.Txn, commits c
 					return handoff()
 				}
 				return nil
+			}
+			g.caughtUp.Store(false)
+			if !t.CommitTime.IsZero() {
+				g.lastTxn.Store(t.CommitTime.UnixNano())
 			}
 			part, err := g.ev.evaluate(t)
 			if err != nil {

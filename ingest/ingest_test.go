@@ -488,3 +488,31 @@ func TestTemplateDataJSONIsWhatEncodingJSONWrites(t *testing.T) {
 		t.Fatal("+Inf must be an error, as in encoding/json")
 	}
 }
+
+func TestLagIsZeroOnceEverythingReadIsCommitted(t *testing.T) {
+	st := openStore(t)
+	now := t0.Add(time.Hour)
+	g, err := New(Options{Store: st, Rules: loadRules(t, testRules), Logger: quiet, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *cdc.Txn)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background(), ch) }()
+	ch <- txn(1, contract(1, "active", "A"))
+	// Wait until the batch is committed and the evaluator is idle.
+	for !g.caughtUp.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if lag := g.Lag(); lag != 0 {
+		t.Fatalf("lag when caught up = %s, want 0", lag)
+	}
+	g.caughtUp.Store(false) // as if a transaction were being evaluated
+	if lag := g.Lag(); lag != time.Hour-time.Second {
+		t.Fatalf("lag behind = %s, want 59m59s (now − the last transaction's commit time)", lag)
+	}
+	close(ch)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -409,10 +409,8 @@ func (s *service) status() admin.Status {
 	if c, ok := s.ing.LastCommit(); ok {
 		st.Position = c.Checkpoint.Position
 		st.BinlogConnected = true
-		if !c.Checkpoint.CommitTime.IsZero() {
-			st.Lag = max(0, s.now().Sub(c.Checkpoint.CommitTime))
-		}
 	}
+	st.Lag = s.ing.Lag()
 	s.reloadMu.Lock()
 	st.LastReload, st.LastReloadError = s.lastReload, s.lastReloadError
 	s.reloadMu.Unlock()
