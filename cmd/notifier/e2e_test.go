@@ -539,3 +539,36 @@ rules:
 		}
 	}
 }
+
+func TestTheBlastRadiusGuardHoldsWhatARunawayRuleCreates(t *testing.T) {
+	e := newEnv(t, contractsDDL, map[string]string{"contracts.yaml": strings.Replace(activatedRule,
+		"    channel: sms\n", "    channel: sms\n    max_per_minute: 3\n", 1)})
+	e.writeConfig()
+	e.seedCheckpoint()
+	svc := e.start()
+	var rows []string
+	for i := 1; i <= 8; i++ {
+		rows = append(rows, fmt.Sprintf("(%d, '+49151000%05d', 'active', 1, 'n')", i, i))
+	}
+	e.exec("INSERT INTO {db}.contracts VALUES " + strings.Join(rows, ","))
+	e.waitFor("3 SMS", 60*time.Second, func() bool { return len(e.gw.ledger()) == 3 })
+	var mb bytes.Buffer
+	metrics.WritePrometheus(&mb, false)
+	if !strings.Contains(mb.String(), `notifier_rule_paused{rule="activated"} 1`) {
+		t.Error("notifier_rule_paused{rule=\"activated\"} is not 1")
+	}
+	must(t, svc.stop())
+	held := 0
+	for k, m := range messagesByKey(t, e.openStore()) {
+		switch m.Status {
+		case state.StatusHeld:
+			held++
+		case state.StatusSent:
+		default:
+			t.Errorf("%s is %s", k, m.Status)
+		}
+	}
+	if held != 5 || len(e.gw.ledger()) != 3 {
+		t.Fatalf("%d held, %d sent; want 5 held and 3 sent", held, len(e.gw.ledger()))
+	}
+}
