@@ -388,7 +388,8 @@ func TestDryRunRendersWhatWouldBeSentAndTouchesNothing(t *testing.T) {
 	}
 	var l struct{ Key, To, Text, Status string }
 	must(t, json.Unmarshal([]byte(lines[0]), &l))
-	if l.Key != "activated:1" || l.Status != "ready" || l.Text != "Hello Ann, contract 1 is active (€100.50)." {
+	if l.Key != "activated:1" || l.Status != "ready" || l.Text != "Hello Ann, contract 1 is active (€100.50)." ||
+		l.To != "+49*******01" {
 		t.Fatalf("dry-run line = %+v", l)
 	}
 	if n := len(e.gw.ledger()); n != 0 {

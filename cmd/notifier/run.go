@@ -54,6 +54,7 @@ func runCommand() *cli.Command {
 			configFlag(), logLevelFlag(),
 			&cli.BoolFlag{Name: "dry-run", Usage: "evaluate and render only: log what would be sent and write it to --dry-run-out; send nothing, write no state, move no checkpoint"},
 			&cli.StringFlag{Name: "dry-run-out", Value: "notifier-dry-run.jsonl", TakesFile: true, Usage: "JSON lines `FILE` of --dry-run"},
+			&cli.BoolFlag{Name: "unmask", Usage: "--dry-run only: write recipients unmasked into --dry-run-out (the log stays masked)"},
 			&cli.StringFlag{Name: "from", Usage: "--dry-run only: start at this binlog `POSITION` (default: the store's checkpoint if readable, else the server's current position)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -69,7 +70,7 @@ func runCommand() *cli.Command {
 				return cli.Exit(err.Error(), 2)
 			}
 			if c.Bool("dry-run") {
-				return dryRun(c.Context, cfg, log, c.String("dry-run-out"), c.String("from"))
+				return dryRun(c.Context, cfg, log, c.String("dry-run-out"), c.String("from"), c.Bool("unmask"))
 			}
 			return Serve(c.Context, cfg, ServeOptions{Logger: log})
 		},
@@ -460,7 +461,7 @@ func (t *teardown) run() error {
 // log and to a JSON-lines file. It sends nothing, writes no state and moves no checkpoint. It
 // starts at from, else the store's checkpoint when the store can be read (it is not when the
 // service holds it), else the server's current position.
-func dryRun(ctx context.Context, cfg *Config, log *slog.Logger, out, from string) error {
+func dryRun(ctx context.Context, cfg *Config, log *slog.Logger, out, from string, unmask bool) error {
 	set, err := rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("rules %s:\n%v", cfg.Rules.Dir, err), 2)
@@ -483,7 +484,7 @@ func dryRun(ctx context.Context, cfg *Config, log *slog.Logger, out, from string
 		return fmt.Errorf("dry-run output: %w", err)
 	}
 	defer f.Close()
-	sink := &dryRunStore{w: f, log: log}
+	sink := &dryRunStore{w: f, log: log, unmask: unmask}
 	ing, err := ingest.New(ingest.Options{Store: sink, Rules: set, Flavor: cfg.Source.Flavor,
 		DefaultMaxPerMinute: *cfg.Rules.DefaultMaxPerMinute, Logger: log.With("component", "ingest")})
 	if err != nil {
@@ -543,9 +544,10 @@ func storeCheckpoint(cfg *Config, log *slog.Logger) cdc.Position {
 // dryRunStore is the ingest.Store of --dry-run: it writes each would-be message as one JSON
 // line and logs it (recipient masked), and stores nothing.
 type dryRunStore struct {
-	w   io.Writer
-	log *slog.Logger
-	mu  sync.Mutex
+	w      io.Writer
+	log    *slog.Logger
+	unmask bool // recipients in the file as they are, not masked
+	mu     sync.Mutex
 }
 
 // dryRunLine is one line of the --dry-run output.
@@ -581,6 +583,9 @@ func (d *dryRunStore) Apply(_ context.Context, b *state.Batch) (state.ApplyResul
 	emit := func(l dryRunLine) error {
 		d.log.Info("dry run: would create", "key", l.Key, "rule", l.Rule, "channel", l.Channel,
 			"to", render.Mask(l.To), "status", l.Status, "due_at", l.DueAt, "text", l.Text, "reason", l.Reason)
+		if !d.unmask && l.To != "" {
+			l.To = render.Mask(l.To)
+		}
 		return enc.Encode(l)
 	}
 	msg := func(m *state.Message, slot string) dryRunLine {
