@@ -166,6 +166,10 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	// the tables whose rules opt in to op `snapshot` are read; its position becomes the
 	// checkpoint the binlog is read from (snapshot.go).
 	if err := SnapshotBeforeStreaming(ctx, cfg, cfg.Snapshot, s.store, set, log.With("component", "snapshot"), s.kick); err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped during the snapshot; it resumes at the next start", "error", err)
+			return nil
+		}
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	bgCtx, err := s.startBackground(ctx, set) // 5. digests, sweeps, rule reloads
