@@ -24,8 +24,9 @@
 //   - Hot reload: SetRules swaps the rule set atomically; the evaluator loads it once per
 //     transaction, so a swap takes effect between binlog transactions, never inside one.
 //   - Blast-radius guard: a rule that creates more than its max_per_minute messages (or the
-//     default) within one minute is paused: its further messages are stored as held (released
-//     or dropped by an operator) until a whole minute passes under the limit.
+//     default) within one minute of binlog commit time is paused: its further messages are
+//     stored as held (released or dropped by an operator) until a whole minute passes under
+//     the limit.
 //   - Digests: RunDigests flushes closed digest windows into one rendered message each,
 //     exactly once (state.FlushDigest is atomic).
 //   - Fire time: FireGate, the sender's view of the store, applies the rules' own delivery

@@ -131,7 +131,13 @@ func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos string,
 	}
 	m := e.message(eff, pos, now)
 	if m.Status != state.StatusDead && rg != nil {
-		if !e.guard.admit(ruleName, e.maxPerMinute(eff.Rule), now, eff.To) {
+		// The guard counts per minute of source time (the commit time), so a replay or a
+		// catch-up after downtime sees the rate the source had, not a compressed one.
+		at := commitTime
+		if at.IsZero() {
+			at = now
+		}
+		if !e.guard.admit(ruleName, e.maxPerMinute(eff.Rule), at, eff.To) {
 			m.Status = state.StatusHeld
 			m.Reason = "rule_paused"
 		}

@@ -10,8 +10,9 @@ import (
 	"notifier/render"
 )
 
-// guard is the blast-radius guard: per rule, messages created per one-minute window. The
-// first `limit` messages of a window go out normally; the one after pauses the rule, and a
+// guard is the blast-radius guard: per rule, messages created per one-minute window of the
+// source's commit time (so a replay or a catch-up after downtime is judged at the rate the
+// source had, and judged the same way every time). The first `limit` messages of a window go out normally; the one after pauses the rule, and a
 // paused rule's messages are stored held. A paused rule resumes at the first window boundary
 // after a whole window in which it created no more than `limit` messages (held ones count), so
 // a runaway rule stays paused while it keeps running away, and an operator releases or drops
@@ -81,7 +82,7 @@ func (g *guard) admit(rule string, limit int, now time.Time, to string) bool {
 		return true
 	}
 	w := now.Truncate(time.Minute)
-	if !w.Equal(r.window) {
+	if w.After(r.window) { // commit times of later transactions may be a second earlier: never roll back
 		calm := r.count <= limit && w.Sub(r.window) <= time.Minute
 		if r.paused.Load() && (calm || w.Sub(r.window) > time.Minute) {
 			r.paused.Store(false)

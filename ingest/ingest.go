@@ -53,7 +53,7 @@ type Options struct {
 	Kick func()
 	// OnCommit, if set, is called by the committer after every successful Apply.
 	OnCommit func(Commit)
-	// Now is the clock (message times, the guard's minute windows, lag). Default time.Now.
+	// Now is the clock (message times, lag). Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
