@@ -1,14 +1,9 @@
 package sender
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
-	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"notifier/secret"
 	"notifier/sender/jetstream"
 	"notifier/sender/jsonl"
 	"notifier/sender/smtp"
@@ -129,13 +124,13 @@ type WebhookConfig struct {
 	IDPath string `yaml:"id_path" json:"id_path"`
 
 	// Preset fields. BaseURL replaces the provider's API origin (tests, regional endpoints).
-	BaseURL    string `yaml:"base_url" json:"base_url"`
-	From       string `yaml:"from" json:"from"`               // sender number or name
-	AccountSID string `yaml:"account_sid" json:"account_sid"` // twilio
-	AuthToken  Secret `yaml:"auth_token" json:"auth_token"`   // twilio
-	APIKey     string `yaml:"api_key" json:"api_key"`         // vonage
-	APISecret  Secret `yaml:"api_secret" json:"api_secret"`   // vonage
-	Format     string `yaml:"format" json:"format"`           // vonage: form (default) | json
+	BaseURL    string        `yaml:"base_url" json:"base_url"`
+	From       string        `yaml:"from" json:"from"`               // sender number or name
+	AccountSID string        `yaml:"account_sid" json:"account_sid"` // twilio
+	AuthToken  secret.Secret `yaml:"auth_token" json:"auth_token"`   // twilio
+	APIKey     string        `yaml:"api_key" json:"api_key"`         // vonage
+	APISecret  secret.Secret `yaml:"api_secret" json:"api_secret"`   // vonage
+	Format     string        `yaml:"format" json:"format"`           // vonage: form (default) | json
 	// StatusCallback is sent to the provider as the delivery-receipt URL (twilio
 	// StatusCallback, vonage callback), usually this service's ReceiptHandler.
 	StatusCallback string `yaml:"status_callback" json:"status_callback"`
@@ -143,96 +138,20 @@ type WebhookConfig struct {
 
 // AuthConfig is one of bearer, basic or hmac.
 type AuthConfig struct {
-	Bearer *Secret     `yaml:"bearer,omitempty" json:"bearer,omitempty"`
-	Basic  *BasicAuth  `yaml:"basic,omitempty" json:"basic,omitempty"`
-	HMAC   *HMACConfig `yaml:"hmac,omitempty" json:"hmac,omitempty"`
+	Bearer *secret.Secret `yaml:"bearer,omitempty" json:"bearer,omitempty"`
+	Basic  *BasicAuth     `yaml:"basic,omitempty" json:"basic,omitempty"`
+	HMAC   *HMACConfig    `yaml:"hmac,omitempty" json:"hmac,omitempty"`
 }
 
 // BasicAuth is HTTP basic authentication.
 type BasicAuth struct {
-	Username string `yaml:"username" json:"username"`
-	Password Secret `yaml:"password" json:"password"`
+	Username string        `yaml:"username" json:"username"`
+	Password secret.Secret `yaml:"password" json:"password"`
 }
 
 // HMACConfig signs the request body: Header = Prefix + hex(HMAC-SHA256(secret, body)).
 type HMACConfig struct {
-	Secret Secret `yaml:"secret" json:"secret"`
-	Header string `yaml:"header" json:"header"` // default X-Signature-256
-	Prefix string `yaml:"prefix" json:"prefix"` // default "sha256="
-}
-
-// Secret is a credential named by an environment variable ({env: VAR}) or a file
-// ({file: path}); a plain string is accepted for tests. It prints and marshals as "<secret>" so
-// it never reaches config dumps, logs or errors; Resolve reads the value.
-type Secret struct {
-	Env   string
-	File  string
-	value string
-}
-
-const secretMask = "<secret>"
-
-// SecretValue returns a Secret holding a literal value (tests, programmatic configs).
-func SecretValue(v string) Secret { return Secret{value: v} }
-
-// IsZero reports whether no source is set.
-func (s Secret) IsZero() bool { return s.Env == "" && s.File == "" && s.value == "" }
-
-// Resolve returns the secret's value: the environment variable or the file's content with
-// trailing newlines trimmed. An unset variable, unreadable file or empty value is an error
-// naming the source, never the value.
-func (s Secret) Resolve() (string, error) {
-	switch {
-	case s.Env != "":
-		v, ok := os.LookupEnv(s.Env)
-		if !ok || v == "" {
-			return "", fmt.Errorf("secret from env %s: %w", s.Env, ErrSecretEmpty)
-		}
-		return v, nil
-	case s.File != "":
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", fmt.Errorf("secret from file %s: %w", s.File, err)
-		}
-		v := strings.TrimRight(string(b), "\r\n")
-		if v == "" {
-			return "", fmt.Errorf("secret from file %s: %w", s.File, ErrSecretEmpty)
-		}
-		return v, nil
-	case s.value != "":
-		return s.value, nil
-	}
-	return "", ErrSecretEmpty
-}
-
-// String returns "<secret>".
-func (s Secret) String() string { return secretMask }
-
-// GoString returns "<secret>".
-func (s Secret) GoString() string { return secretMask }
-
-// MarshalYAML returns "<secret>".
-func (s Secret) MarshalYAML() (any, error) { return secretMask, nil }
-
-// MarshalJSON returns "<secret>".
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(secretMask) }
-
-// UnmarshalYAML accepts {env: VAR}, {file: path} or a plain string.
-func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		*s = Secret{value: n.Value}
-		return nil
-	}
-	var src struct {
-		Env  string `yaml:"env"`
-		File string `yaml:"file"`
-	}
-	if err := n.Decode(&src); err != nil {
-		return err
-	}
-	if (src.Env == "") == (src.File == "") {
-		return fmt.Errorf("line %d: secret: %w", n.Line, ErrSecretSource)
-	}
-	*s = Secret{Env: src.Env, File: src.File}
-	return nil
+	Secret secret.Secret `yaml:"secret" json:"secret"`
+	Header string        `yaml:"header" json:"header"` // default X-Signature-256
+	Prefix string        `yaml:"prefix" json:"prefix"` // default "sha256="
 }

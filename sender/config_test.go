@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"notifier/secret"
 	"notifier/state"
 )
 
@@ -102,12 +103,12 @@ func TestChannelConfigErrorsAreAllReported(t *testing.T) {
 	cfgs := map[string]ChannelConfig{
 		"a": {Type: "pigeon"},
 		"b": {Type: TypeWebhook},
-		"c": {Type: TypeTwilio, Webhook: &WebhookConfig{AccountSID: "AC1", From: "+1", AuthToken: Secret{Env: "TEST_UNSET_VAR_X"}}},
+		"c": {Type: TypeTwilio, Webhook: &WebhookConfig{AccountSID: "AC1", From: "+1", AuthToken: secret.Secret{Env: "TEST_UNSET_VAR_X"}}},
 		"d": {Type: TypeWebhook, Webhook: &WebhookConfig{URL: "http://x"}, PerRecipient: &PerRecipient{Max: 1, Excess: "ignore"}},
 		"e": {Type: TypeWebhook, Webhook: &WebhookConfig{URL: "http://x"}, QuietHours: &QuietHours{Start: "8", End: "9"}},
 	}
 	_, err := Build(cfgs, Deps{})
-	if !errors.Is(err, ErrUnknownType) || !errors.Is(err, ErrConfig) || !errors.Is(err, ErrSecretEmpty) {
+	if !errors.Is(err, ErrUnknownType) || !errors.Is(err, ErrConfig) || !errors.Is(err, secret.ErrEmpty) {
 		t.Fatalf("Build: %v", err)
 	}
 	for _, name := range []string{`"a"`, `"b"`, `"c"`, `"d"`, `"e"`} {
@@ -123,7 +124,7 @@ func TestChannelConfigErrorsAreAllReported(t *testing.T) {
 func TestSecretNeverPrintsOrMarshalsItsValue(t *testing.T) {
 	const v = "super-secret-value"
 	cfg := ChannelConfig{Type: TypeWebhook, Webhook: &WebhookConfig{URL: "http://x",
-		Auth: &AuthConfig{Bearer: ptr(SecretValue(v)), Basic: &BasicAuth{Username: "u", Password: SecretValue(v)}}, APISecret: SecretValue(v)}}
+		Auth: &AuthConfig{Bearer: ptr(secret.Value(v)), Basic: &BasicAuth{Username: "u", Password: secret.Value(v)}}, APISecret: secret.Value(v)}}
 	y, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -141,9 +142,24 @@ func TestSecretNeverPrintsOrMarshalsItsValue(t *testing.T) {
 	if !strings.Contains(string(y), "<secret>") {
 		t.Errorf("yaml has no <secret> mask: %s", y)
 	}
-	var s Secret
-	if err := yaml.Unmarshal([]byte("{env: A, file: B}"), &s); !errors.Is(err, ErrSecretSource) {
-		t.Errorf("env and file together: %v", err)
+}
+
+// TestInlineChannelSecretIsRefusedNamingTheKey: a credential written into the channels section
+// is a decode error naming its key, and the value is not repeated.
+func TestInlineChannelSecretIsRefusedNamingTheKey(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"sms:\n  type: twilio\n  webhook: {account_sid: AC1, auth_token: tw-4711}\n", "line 3: sms.webhook.auth_token: inline secret refused"},
+		{"hook:\n  type: webhook\n  webhook:\n    auth:\n      basic: {username: u, password: pw-4711}\n", "line 5: hook.webhook.auth.basic.password: inline secret refused"},
+		{"mail:\n  type: smtp\n  smtp:\n    password: pw-4711\n", "line 4: mail.smtp.password: inline secret refused"},
+		{"bus:\n  type: nats\n  nats: {token: tok-4711}\n", "line 3: bus.nats.token: inline secret refused"},
+	} {
+		var out map[string]ChannelConfig
+		dec := yaml.NewDecoder(strings.NewReader(tc.src))
+		dec.KnownFields(true)
+		err := secret.NameKey([]byte(tc.src), dec.Decode(&out))
+		if !errors.Is(err, secret.ErrInline) || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "4711") {
+			t.Errorf("decode error = %v\nwant prefix %q", err, tc.want)
+		}
 	}
 }
 
@@ -152,7 +168,7 @@ func ptr[T any](v T) *T { return &v }
 // TestSecretsAndRecipientsNeverReachLogsOrStoredErrors runs a message through a provider that
 // echoes the request (auth header included) into a 400 answer.
 func TestSecretsAndRecipientsNeverReachLogsOrStoredErrors(t *testing.T) {
-	const secret = "bearer-secret-4711"
+	const bearer = "bearer-secret-4711"
 	const to = "+4917612345689"
 	st := openStore(t, nil)
 	prov := newLedger(t, time.Now, func(_ int, w http.ResponseWriter, r *http.Request) bool {
@@ -160,11 +176,11 @@ func TestSecretsAndRecipientsNeverReachLogsOrStoredErrors(t *testing.T) {
 		fmt.Fprintf(w, "bad request from %v for to=%s (%s)", r.Header, to, strings.TrimPrefix(to, "+"))
 		return false
 	})
-	t.Setenv("TEST_BEARER", secret)
+	t.Setenv("TEST_BEARER", bearer)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rts, err := Build(map[string]ChannelConfig{"hook": {Type: TypeWebhook, Webhook: &WebhookConfig{URL: prov.URL,
-		Auth: &AuthConfig{Bearer: &Secret{Env: "TEST_BEARER"}}}}}, Deps{Logger: logger})
+		Auth: &AuthConfig{Bearer: &secret.Secret{Env: "TEST_BEARER"}}}}}, Deps{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,14 +192,14 @@ func TestSecretsAndRecipientsNeverReachLogsOrStoredErrors(t *testing.T) {
 	waitFor(t, "dead", func() bool { return counts(t, st)[state.StatusDead] == 1 })
 	stop()
 	rec := get(t, st, m.Key)
-	if strings.Contains(rec.LastError, secret) || !strings.Contains(rec.LastError, "Bearer <secret>") {
+	if strings.Contains(rec.LastError, bearer) || !strings.Contains(rec.LastError, "Bearer <secret>") {
 		t.Errorf("stored error: %s", rec.LastError)
 	}
 	out := logs.String()
 	if !strings.Contains(out, "message dead") {
 		t.Fatalf("no log line for the dead message:\n%s", out)
 	}
-	for _, leak := range []string{secret, to, strings.TrimPrefix(to, "+")} {
+	for _, leak := range []string{bearer, to, strings.TrimPrefix(to, "+")} {
 		if strings.Contains(out, leak) {
 			t.Errorf("logs contain %q:\n%s", leak, out)
 		}

@@ -4,10 +4,6 @@ import "errors"
 
 // Sentinel errors of package sender.
 var (
-	// ErrSecretEmpty: a secret's source is unset or empty.
-	ErrSecretEmpty = errors.New("secret is empty")
-	// ErrSecretSource: a secret must name exactly one of env or file.
-	ErrSecretSource = errors.New("secret needs exactly one of env or file")
 	// ErrUnknownType: a channel's type is not one NewChannel knows.
 	ErrUnknownType = errors.New("unknown channel type")
 	// ErrConfig: a channel's configuration is invalid.

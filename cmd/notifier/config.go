@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"notifier/secret"
 	"notifier/sender"
 )
 
@@ -21,7 +22,7 @@ import (
 // an unknown key, a wrong type or a secret written into the file is an error with its line.
 // Secrets never live in the file: the database password comes from an environment variable
 // (source.password_env, default NOTIFIER_DB_PASSWORD) or a file (source.password_file);
-// channel credentials are sender.Secret values ({env: VAR} or {file: path}).
+// channel credentials are secret.Secret values ({env: VAR} or {file: path}).
 type Config struct {
 	Source   SourceConfig                    `yaml:"source"`
 	Store    StoreConfig                     `yaml:"store"`
@@ -132,7 +133,7 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, configDecodeError(path, err)
+		return nil, configDecodeError(path, secret.NameKey(data, err))
 	}
 	if err := c.validate(); err != nil {
 		return nil, err

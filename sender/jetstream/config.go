@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"notifier/secret"
 )
 
 // Config is the YAML configuration of a nats (JetStream) channel.
@@ -38,10 +40,10 @@ type Config struct {
 	Name string `yaml:"name" json:"name"`
 	// User and Password, Token, or Creds (the content of a .creds file, usually {file: path})
 	// authenticate; at most one kind.
-	User     string `yaml:"user" json:"user"`
-	Password Secret `yaml:"password" json:"password"`
-	Token    Secret `yaml:"token" json:"token"`
-	Creds    Secret `yaml:"creds" json:"creds"`
+	User     string        `yaml:"user" json:"user"`
+	Password secret.Secret `yaml:"password" json:"password"`
+	Token    secret.Secret `yaml:"token" json:"token"`
+	Creds    secret.Secret `yaml:"creds" json:"creds"`
 	// CAFile is a PEM bundle to trust for tls:// servers.
 	CAFile string `yaml:"ca_file" json:"ca_file"`
 }

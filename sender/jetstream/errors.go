@@ -11,10 +11,6 @@ var (
 	ErrConfig = errors.New("invalid jetstream channel config")
 	// ErrClosed is returned by Send after Close.
 	ErrClosed = errors.New("jetstream channel closed")
-	// ErrSecretEmpty: a secret's source is unset or empty.
-	ErrSecretEmpty = errors.New("secret is empty")
-	// ErrSecretSource: a secret must name exactly one of env or file.
-	ErrSecretSource = errors.New("secret needs exactly one of env or file")
 )
 
 // The failure reasons this package reports through Error.FailureReason (values of the sender's

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"gopkg.in/yaml.v3"
 
+	"notifier/secret"
 	"notifier/state"
 )
 
@@ -248,7 +249,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	wrong := filepath.Join(t.TempDir(), "wrong")
 	os.WriteFile(wrong, []byte("wrong-"+password), 0o600)
 	bad := cfg
-	bad.Password = Secret{File: wrong}
+	bad.Password = secret.Secret{File: wrong}
 	bch := newChannel(t, bad, WithLogger(logger))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -280,10 +281,10 @@ func TestConfigValidation(t *testing.T) {
 		"max age < window":  {func(c *Config) { c.MaxAge = time.Hour }, "max_age"},
 		"bad storage":       {func(c *Config) { c.Storage = "disk" }, "storage"},
 		"creds in url":      {func(c *Config) { c.URL = "nats://u:p@host:4222" }, "not in the URL"},
-		"two auth kinds":    {func(c *Config) { c.Token = SecretValue("t"); c.Creds = SecretValue("c") }, "one of"},
+		"two auth kinds":    {func(c *Config) { c.Token = secret.Value("t"); c.Creds = secret.Value("c") }, "one of"},
 		"user without pw":   {func(c *Config) { c.User = "u" }, "go together"},
-		"unreadable secret": {func(c *Config) { c.Token = Secret{File: "/nonexistent"} }, "token"},
-		"bad creds":         {func(c *Config) { c.Creds = SecretValue("not a creds file") }, "creds"},
+		"unreadable secret": {func(c *Config) { c.Token = secret.Secret{File: "/nonexistent"} }, "token"},
+		"bad creds":         {func(c *Config) { c.Creds = secret.Value("not a creds file") }, "creds"},
 	} {
 		c := ok
 		tc.mutate(&c)
@@ -339,7 +340,7 @@ func TestCredsFileContentIsParsedIntoJWTAndSeed(t *testing.T) {
 	if err := os.WriteFile(file, []byte(creds), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Subject: "a.b", Creds: Secret{File: file}}
+	cfg := Config{Subject: "a.b", Creds: secret.Secret{File: file}}
 	opts, err := credentials(&cfg)
 	if err != nil || len(opts) != 1 {
 		t.Fatalf("credentials: %d options, %v", len(opts), err)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"notifier/secret"
 )
 
 // The TLS modes.
@@ -40,8 +42,8 @@ type Config struct {
 	// InsecureSkipVerify disables certificate checks (never in production).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify"`
 	// Username and Password enable AUTH; both or neither.
-	Username string `yaml:"username" json:"username"`
-	Password Secret `yaml:"password" json:"password"`
+	Username string        `yaml:"username" json:"username"`
+	Password secret.Secret `yaml:"password" json:"password"`
 	// Auth is the mechanism: plain (default) or login.
 	Auth string `yaml:"auth" json:"auth"`
 	// AllowInsecureAuth permits AUTH with tls: none (a relay on localhost, tests).

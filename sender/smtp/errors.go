@@ -17,10 +17,6 @@ var (
 	ErrUncertain = errors.New("connection lost after the message data was sent; it may have been delivered")
 	// ErrRecipient marks a message whose To is not one valid e-mail address (final).
 	ErrRecipient = errors.New("invalid recipient address")
-	// ErrSecretEmpty: a secret's source is unset or empty.
-	ErrSecretEmpty = errors.New("secret is empty")
-	// ErrSecretSource: a secret must name exactly one of env or file.
-	ErrSecretSource = errors.New("secret needs exactly one of env or file")
 )
 
 // The failure reasons this package reports through Error.FailureReason. They are values of the

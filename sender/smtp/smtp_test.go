@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"notifier/render"
+	"notifier/secret"
 	"notifier/state"
 )
 
@@ -68,7 +69,7 @@ func send(t *testing.T, ch *Channel, m *state.Message) {
 func TestSendWritesExactMultipartMessageOverStartTLSWithAuthPlain(t *testing.T) {
 	ts := startServer(t, serverOpts{user: "mailer", pass: "s3cr3t-pw"})
 	cfg := baseConfig(ts)
-	cfg.Username, cfg.Password = "mailer", SecretValue("s3cr3t-pw")
+	cfg.Username, cfg.Password = "mailer", secret.Value("s3cr3t-pw")
 	cfg.MessageIDDomain = "mail.example.com"
 	clk := &clock{now: t0}
 	ch := newChannel(t, cfg, WithNow(clk.Now))
@@ -174,7 +175,7 @@ func TestMessageIDIsDerivedFromTheKeyOnly(t *testing.T) {
 func TestSequentialSendsReuseOneConnectionWithRSET(t *testing.T) {
 	ts := startServer(t, serverOpts{user: "u", pass: "p"})
 	cfg := baseConfig(ts)
-	cfg.Username, cfg.Password = "u", SecretValue("p")
+	cfg.Username, cfg.Password = "u", secret.Value("p")
 	ch := newChannel(t, cfg)
 	for i := range 10 {
 		send(t, ch, mailMessage(fmt.Sprint("k", i), "a@example.org"))
@@ -354,7 +355,7 @@ func TestIdleConnectionIsCheckedAndRedialledWhenDead(t *testing.T) {
 func TestImplicitTLSWithAuthLogin(t *testing.T) {
 	ts := startServer(t, serverOpts{implicitTLS: true, user: "u", pass: "pw"})
 	cfg := baseConfig(ts)
-	cfg.TLS, cfg.Auth, cfg.Username, cfg.Password, cfg.HELO = TLSImplicit, AuthLogin, "u", SecretValue("pw"), "notifier.example.com"
+	cfg.TLS, cfg.Auth, cfg.Username, cfg.Password, cfg.HELO = TLSImplicit, AuthLogin, "u", secret.Value("pw"), "notifier.example.com"
 	ch := newChannel(t, cfg)
 	send(t, ch, mailMessage("k1", "a@example.org"))
 	if _, _, _, msgs := ts.snapshot(); len(msgs) != 1 || !msgs[0].TLS || msgs[0].User != "u" {
@@ -365,7 +366,7 @@ func TestImplicitTLSWithAuthLogin(t *testing.T) {
 func TestPlainConnectionWithInsecureAuthAllowed(t *testing.T) {
 	ts := startServer(t, serverOpts{noTLS: true, user: "u", pass: "pw"})
 	cfg := Config{Host: "127.0.0.1", Port: ts.Port, TLS: TLSNone, From: "n@example.com",
-		Username: "u", Password: SecretValue("pw"), AllowInsecureAuth: true}
+		Username: "u", Password: secret.Value("pw"), AllowInsecureAuth: true}
 	ch := newChannel(t, cfg)
 	send(t, ch, mailMessage("k1", "a@example.org"))
 	if _, _, _, msgs := ts.snapshot(); len(msgs) != 1 || msgs[0].TLS || msgs[0].User != "u" {
@@ -420,32 +421,6 @@ func TestPasswordNeverLeaksIntoErrorsLogsOrDumps(t *testing.T) {
 	send(t, ch, mailMessage("k2", "a@example.org"))
 }
 
-func TestSecretSources(t *testing.T) {
-	t.Setenv("NOTIFIER_TEST_SMTP_PW", "from-env")
-	var cfg struct{ P Secret }
-	if err := yaml.Unmarshal([]byte("p: {env: NOTIFIER_TEST_SMTP_PW}"), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := cfg.P.Resolve(); err != nil || v != "from-env" {
-		t.Fatalf("env secret = %q, %v", v, err)
-	}
-	for src, want := range map[string]error{
-		"p: inline":                    ErrSecretSource,
-		"p: {env: A, file: B}":         ErrSecretSource,
-		"p: {}":                        ErrSecretSource,
-		"p: {env: NOTIFIER_NOT_SET_X}": ErrSecretEmpty,
-		"p: {file: /nonexistent/pw}":   os.ErrNotExist,
-	} {
-		err := yaml.Unmarshal([]byte(src), &cfg)
-		if err == nil {
-			_, err = cfg.P.Resolve()
-		}
-		if !errors.Is(err, want) {
-			t.Errorf("%s: %v, want %v", src, err, want)
-		}
-	}
-}
-
 func TestConfigValidation(t *testing.T) {
 	ok := Config{Host: "mx", From: "n@example.com"}
 	for name, tc := range map[string]struct {
@@ -456,15 +431,15 @@ func TestConfigValidation(t *testing.T) {
 		"no from":           {func(c *Config) { c.From = "" }, "from is required"},
 		"bad from":          {func(c *Config) { c.From = "not an address" }, "from"},
 		"bad tls":           {func(c *Config) { c.TLS = "ssl" }, "want starttls, tls or none"},
-		"bad auth":          {func(c *Config) { c.Auth = "cram-md5"; c.Username = "u"; c.Password = SecretValue("p") }, "want plain or login"},
+		"bad auth":          {func(c *Config) { c.Auth = "cram-md5"; c.Username = "u"; c.Password = secret.Value("p") }, "want plain or login"},
 		"user without pw":   {func(c *Config) { c.Username = "u" }, "go together"},
-		"auth in clear":     {func(c *Config) { c.TLS = TLSNone; c.Username = "u"; c.Password = SecretValue("p") }, "allow_insecure_auth"},
+		"auth in clear":     {func(c *Config) { c.TLS = TLSNone; c.Username = "u"; c.Password = secret.Value("p") }, "allow_insecure_auth"},
 		"missing ca":        {func(c *Config) { c.CAFile = "/nonexistent/ca.pem" }, "ca_file"},
 		"bad port":          {func(c *Config) { c.Port = 70000 }, "out of range"},
 		"negative":          {func(c *Config) { c.Connections = -1 }, "negative"},
 		"bad id domain":     {func(c *Config) { c.MessageIDDomain = "a b" }, "message_id_domain"},
-		"unset pw env":      {func(c *Config) { c.Username = "u"; c.Password = Secret{Env: "NOTIFIER_NOT_SET_Y"} }, "password"},
-		"unreadable pw":     {func(c *Config) { c.Username = "u"; c.Password = Secret{File: "/nonexistent"} }, "password"},
+		"unset pw env":      {func(c *Config) { c.Username = "u"; c.Password = secret.Secret{Env: "NOTIFIER_NOT_SET_Y"} }, "password"},
+		"unreadable pw":     {func(c *Config) { c.Username = "u"; c.Password = secret.Secret{File: "/nonexistent"} }, "password"},
 		"injection in helo": {func(c *Config) { c.HELO = "x\r\nRCPT TO:<a@b>" }, "helo"},
 	} {
 		c := ok
