@@ -31,6 +31,9 @@ const (
 )
 
 var (
+	clusterOnce  sync.Once
+	testCluster  *devdb.Cluster // started on first use by cluster(); TestMain stops it
+	clusterErr   error
 	benchOnce    sync.Once
 	benchCluster *devdb.Cluster
 	benchFrom    cdc.Position
@@ -40,18 +43,31 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if benchCluster != nil {
-		_ = benchCluster.Stop()
+	if testCluster != nil {
+		_ = testCluster.Stop()
 	}
 	os.Exit(code)
+}
+
+// cluster returns the package's devdb primary+replica, starting it on first use; it fails
+// the test loudly when MariaDB cannot be started.
+func cluster(tb testing.TB) *devdb.Cluster {
+	tb.Helper()
+	clusterOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		testCluster, clusterErr = devdb.Start(ctx, devdb.Options{})
+	})
+	if clusterErr != nil {
+		tb.Fatalf("ingest tests need a MariaDB primary+replica (devdb): %v", clusterErr)
+	}
+	return testCluster
 }
 
 func benchBinlog(b *testing.B) (*devdb.Cluster, cdc.Position) {
 	benchOnce.Do(func() {
 		ctx := context.Background()
-		if benchCluster, benchErr = devdb.Start(ctx, devdb.Options{}); benchErr != nil {
-			return
-		}
+		benchCluster = cluster(b)
 		p := benchCluster.Primary()
 		if benchErr = p.Exec(ctx, "CREATE DATABASE "+benchDB,
 			"CREATE TABLE "+benchDB+".orders (id BIGINT PRIMARY KEY, customer INT NOT NULL, status VARCHAR(16), "+

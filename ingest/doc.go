@@ -13,6 +13,10 @@
 //     as it reaches the store's MaxBatchCount), but one binlog transaction is never split
 //     across two Applies; a transaction whose effects alone exceed the cap stops the pipeline
 //     with ErrTxnTooBig, which says so.
+//   - Reminder slots follow binlog order: of the schedules and cancels a group commit holds
+//     for one slot, only the last is applied (state.Apply applies a batch's schedules before
+//     its cancels), so a row flipped back and forth ends with the reminder its last change
+//     asks for, as with one Apply per transaction.
 //   - Evaluation overlaps the commit: a committer goroutine fsyncs batch N while the evaluator
 //     builds batch N+1.
 //   - Invariant 5 (bad input never stops the world): a template that fails on a row stores that

@@ -98,7 +98,7 @@ func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos string,
 		if eff.Slot == "" {
 			return
 		}
-		b.b.Cancels = append(b.b.Cancels, eff.Slot)
+		b.cancel(eff.Slot)
 		b.ops++
 		return
 	case rules.EffectDigest:
@@ -148,7 +148,7 @@ func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos string,
 	b.msgs++
 	b.ops++
 	if eff.Kind == rules.EffectSchedule && eff.Slot != "" && m.Status == state.StatusScheduled {
-		b.b.Schedules = append(b.b.Schedules, state.Schedule{Slot: eff.Slot, Message: m, Version: commitTime})
+		b.schedule(state.Schedule{Slot: eff.Slot, Message: m, Version: commitTime})
 		return
 	}
 	b.b.Messages = append(b.b.Messages, m)

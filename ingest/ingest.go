@@ -182,6 +182,62 @@ type batch struct {
 	rows   int
 	msgs   int
 	commit time.Time // commit time of the last transaction
+	// slots is the binlog order of b.Schedules and b.Cancels: i >= 0 is Schedules[i], i < 0
+	// is Cancels[-i-1]. lastPerSlot uses it before the batch is applied.
+	slots []int
+}
+
+// schedule adds a reminder to the batch, in binlog order.
+func (b *batch) schedule(sc state.Schedule) {
+	b.slots = append(b.slots, len(b.b.Schedules))
+	b.b.Schedules = append(b.b.Schedules, sc)
+}
+
+// cancel adds a slot cancellation to the batch, in binlog order.
+func (b *batch) cancel(slot string) {
+	b.b.Cancels = append(b.b.Cancels, slot)
+	b.slots = append(b.slots, -len(b.b.Cancels))
+}
+
+// lastPerSlot keeps only the last schedule or cancel of each slot (in binlog order) and
+// returns how many it dropped. state.Apply applies all of a batch's Schedules before all of
+// its Cancels, so a group commit holding "cancel, then schedule again" of one slot would end
+// cancelled; with one effect per slot the order within Apply no longer matters, and the
+// result is the one applying every effect in binlog order gives (the reminder the row needs
+// now). The earlier effects' messages are never written: they would only have been
+// superseded in the same store transaction.
+func (b *batch) lastPerSlot() int {
+	if len(b.slots) < 2 {
+		b.slots = nil
+		return 0
+	}
+	slotOf := func(i int) string {
+		if i >= 0 {
+			return b.b.Schedules[i].Slot
+		}
+		return b.b.Cancels[-i-1]
+	}
+	last := make(map[string]int, len(b.slots))
+	for n, i := range b.slots {
+		last[slotOf(i)] = n
+	}
+	dropped := len(b.slots) - len(last)
+	if dropped > 0 {
+		var scheds []state.Schedule
+		var cancels []string
+		for n, i := range b.slots {
+			switch {
+			case last[slotOf(i)] != n:
+			case i >= 0:
+				scheds = append(scheds, b.b.Schedules[i])
+			default:
+				cancels = append(cancels, b.b.Cancels[-i-1])
+			}
+		}
+		b.b.Schedules, b.b.Cancels = scheds, cancels
+	}
+	b.slots = nil
+	return dropped
 }
 
 // Run consumes txns until the channel is closed, then commits what it holds and returns nil.
@@ -299,6 +355,13 @@ var errCommitterStopped = fmt.Errorf("ingest: committer stopped")
 
 // merge appends the next transaction's part to b; the checkpoint moves to the later position.
 func (b *batch) merge(p *batch) {
+	for _, i := range p.slots {
+		if i >= 0 {
+			b.slots = append(b.slots, i+len(b.b.Schedules))
+		} else {
+			b.slots = append(b.slots, i-len(b.b.Cancels))
+		}
+	}
 	b.b.Messages = append(b.b.Messages, p.b.Messages...)
 	b.b.Schedules = append(b.b.Schedules, p.b.Schedules...)
 	b.b.Cancels = append(b.b.Cancels, p.b.Cancels...)
@@ -316,6 +379,7 @@ func (b *batch) merge(p *batch) {
 // commitLoop applies batches one at a time until commits is closed.
 func (g *Ingester) commitLoop(ctx context.Context, commits <-chan *batch) error {
 	for b := range commits {
+		b.ops -= b.lastPerSlot()
 		start := time.Now()
 		res, err := g.opts.Store.Apply(ctx, &b.b)
 		took := time.Since(start)

@@ -1,0 +1,232 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"notifier/cdc"
+	"notifier/devdb"
+	"notifier/state"
+)
+
+// binlogDatabase creates a fresh database named after the test on the cluster's primary with
+// the given tables, waits for the replica, and returns its name and the replica's GTID
+// position before anything else is written.
+func binlogDatabase(t *testing.T, c *devdb.Cluster, tables ...string) (string, cdc.Position) {
+	t.Helper()
+	ctx := ctxT(t, 2*time.Minute)
+	var b strings.Builder
+	b.WriteString("it_")
+	for _, r := range strings.ToLower(t.Name()) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	db := b.String()
+	if len(db) > 60 {
+		db = db[:60]
+	}
+	stmts := []string{"DROP DATABASE IF EXISTS " + db, "CREATE DATABASE " + db}
+	for _, tbl := range tables {
+		stmts = append(stmts, "CREATE TABLE "+db+"."+tbl)
+	}
+	if err := c.Primary().Exec(ctx, stmts...); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gtid, err := c.Replica().GTIDBinlogPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, cdc.Position{GTID: gtid}
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ingestReplica runs cdc.Reader (on the replica, tables of db) → Ingester → st from `from`
+// until the committed checkpoint reaches the replica's current GTID position; it returns the
+// commits. Everything to read must already be replicated, so the reader delivers it in a
+// burst and FlushInterval groups many binlog transactions per Apply (group commit).
+func ingestReplica(t *testing.T, c *devdb.Cluster, db string, from cdc.Position, opts Options) []Commit {
+	t.Helper()
+	ctx := ctxT(t, 3*time.Minute)
+	if err := c.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	until, err := c.Replica().GTIDBinlogPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := cdc.New(cdc.Options{Addr: c.Replica().Addr, User: devdb.NotifierUser, Password: "notifier",
+		Flavor: "mariadb", ServerID: 3000 + benchIDs.Add(1), Include: []string{db + ".*"}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	done := make(chan struct{})
+	var commits []Commit
+	opts.Logger = quiet
+	opts.OnCommit = func(cm Commit) {
+		commits = append(commits, cm)
+		if cm.Position.GTID == until {
+			close(done)
+		}
+	}
+	g, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	rctx, stop := context.WithCancel(ctx)
+	txns := make(chan *cdc.Txn, 1024)
+	readErr := make(chan error, 1)
+	go func() { readErr <- rd.Run(rctx, from, txns); close(txns) }()
+	ingErr := make(chan error, 1)
+	go func() { ingErr <- g.Run(context.Background(), txns) }()
+	select {
+	case <-done:
+	case err := <-ingErr:
+		stop()
+		t.Fatalf("ingest stopped before %s: %v", until, err)
+	case <-ctx.Done():
+		stop()
+		t.Fatalf("ingest did not reach %s (%d commits)", until, len(commits))
+	}
+	stop()
+	<-readErr
+	if err := <-ingErr; err != nil {
+		t.Fatal(err)
+	}
+	return commits
+}
+
+// pendingSlots returns the slots of the scheduled messages in st.
+func pendingSlots(t testing.TB, st *state.Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	after := ""
+	for {
+		page, err := st.List(context.Background(), state.Filter{Status: state.StatusScheduled, Limit: 500, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			if prev, dup := out[m.Slot]; dup {
+				t.Fatalf("slot %s has two pending reminders: %s and %s", m.Slot, prev, m.Key)
+			}
+			out[m.Slot] = m.Key
+		}
+		if len(page) < 500 {
+			return out
+		}
+		after = page[len(page)-1].Key
+	}
+}
+
+// Issue: state.Apply applies a batch's Schedules before its Cancels, so "cancel, then schedule
+// the same slot" within one group commit ended cancelled. The rows here flip between active
+// and inactive several times each, one autocommit UPDATE at a time, and are read back in a
+// burst so that many binlog transactions share each Apply; the pending reminders must be
+// exactly those of the rows a direct query finds active.
+func TestRowsFlippedWithinOneGroupCommitEndWithTheirLastSchedule(t *testing.T) {
+	c := cluster(t)
+	db, from := binlogDatabase(t, c, "flip (id INT PRIMARY KEY, active TINYINT NOT NULL, due DATETIME NOT NULL)")
+	set := loadRules(t, fmt.Sprintf(`
+rules:
+  - name: due
+    table: %s.flip
+    on: [insert, update]
+    when: new.active == 1
+    entity: string(new.id)
+    at: new.due
+    to: '"+4915112345678"'
+    channel: sms
+    template: "Reminder {{ .new.id }}"
+`, db))
+	const rows = 300
+	var stmts []string
+	var ins strings.Builder
+	ins.WriteString("INSERT INTO " + db + ".flip VALUES ")
+	for id := 1; id <= rows; id++ {
+		if id > 1 {
+			ins.WriteByte(',')
+		}
+		fmt.Fprintf(&ins, "(%d, 1, '2030-01-02 09:00:00')", id)
+	}
+	stmts = append(stmts, ins.String())
+	// Each row flips 1 to 6 times (0, 1, 0, ...): it ends inactive after an odd number of
+	// flips, active (cancel, then schedule again) after an even one.
+	for id := 1; id <= rows; id++ {
+		for f := 1; f <= 1+id%6; f++ {
+			stmts = append(stmts, fmt.Sprintf("UPDATE %s.flip SET active = %d WHERE id = %d", db, f%2^1, id))
+		}
+	}
+	if err := c.Primary().Exec(ctxT(t, 2*time.Minute), stmts...); err != nil {
+		t.Fatal(err)
+	}
+
+	st := openStore(t)
+	// Batches of at most 400 operations: several group commits, each of many transactions.
+	commits := ingestReplica(t, c, db, from, Options{Store: st, Rules: set, FlushInterval: 200 * time.Millisecond, MaxBatch: 400})
+	maxTxns := 0
+	for _, cm := range commits {
+		maxTxns = max(maxTxns, cm.Transactions)
+	}
+	if maxTxns < 10 {
+		t.Fatalf("at most %d binlog transactions per commit: the test needs group commits", maxTxns)
+	}
+
+	want := map[string]bool{}
+	sdb, err := c.Replica().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sdb.QueryContext(ctxT(t, time.Minute), "SELECT id FROM "+db+".flip WHERE active = 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q.Next() {
+		var id int
+		if err := q.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		want[fmt.Sprintf("due/%d", id)] = true
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 || len(want) == rows {
+		t.Fatalf("%d of %d rows active: the flips should leave both kinds", len(want), rows)
+	}
+	got := pendingSlots(t, st)
+	var missing, extra []string
+	for slot := range want {
+		if _, ok := got[slot]; !ok {
+			missing = append(missing, slot)
+		}
+	}
+	for slot, key := range got {
+		if !want[slot] {
+			extra = append(extra, key)
+		}
+		if prefix := "due:" + strings.TrimPrefix(slot, "due/") + "@2030-01-02T"; !strings.HasPrefix(key, prefix) {
+			t.Errorf("slot %s holds %s, want %s…", slot, key, prefix)
+		}
+	}
+	if len(missing) > 0 || len(extra) > 0 {
+		slices.Sort(missing)
+		slices.Sort(extra)
+		t.Fatalf("%d commits (up to %d txns each): %d active rows without a pending reminder (%v), %d pending reminders of inactive rows (%v)",
+			len(commits), maxTxns, len(missing), missing[:min(5, len(missing))], len(extra), extra[:min(5, len(extra))])
+	}
+}
