@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"notifier/state"
+)
+
+// The reminder proofs of issue 4, end to end on real MariaDB (devdb), Badger and
+// `notifier run`: reschedule, cancel and delete with a replay; the binary SIGKILLed while a
+// large batch fires; misfire and quiet hours across a DST change; digests across two windows
+// with a crash at the boundary.
+
+var tasksDDL = []string{`CREATE TABLE {db}.tasks (id BIGINT PRIMARY KEY, phone VARCHAR(20) NOT NULL,
+	due_at DATETIME NOT NULL, state VARCHAR(8) NOT NULL DEFAULT 'open')`}
+
+// dueRule: one reminder per open task at its due_at. A delete cancels it (the rule does not
+// list delete: a reminder's row deleted is a cancel); closing the task cancels it.
+const dueRule = `
+rules:
+  - name: due
+    table: {db}.tasks
+    on: [insert, update]
+    when: new.state == "open"
+    entity: string(new.id)
+    at: new.due_at
+    key: string(new.id)
+    to: new.phone
+    channel: sms
+    template: 'Task {{ .new.id }} is due at {{ date .new.due_at "15:04:05" }}.'
+`
+
+func insertTask(id int, due string) string {
+	return fmt.Sprintf("INSERT INTO {db}.tasks (id, phone, due_at) VALUES (%d, '+49151000%05d', %s)", id, id, due)
+}
+
+func moveTask(id int, due string) string {
+	return fmt.Sprintf("UPDATE {db}.tasks SET due_at = %s WHERE id = %d", due, id)
+}
+
+func setTaskState(id int, st string) string {
+	return fmt.Sprintf("UPDATE {db}.tasks SET state = '%s' WHERE id = %d", st, id)
+}
+
+// TestRemindersRescheduleCancelDeleteAndAReplayRepeatsNothing: every way a reminder changes,
+// written in quick succession (so several land in one ingest batch): each task's last state
+// decides, each due reminder reaches the provider once, none that was moved, cancelled or
+// deleted does. Then the checkpoint is set back to before the first insert and the service
+// runs again: the same schedule (statuses and due index) and no extra message.
+func TestRemindersRescheduleCancelDeleteAndAReplayRepeatsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, tasksDDL, map[string]string{"tasks.yaml": dueRule})
+	e.writeConfig()
+	e.seedCheckpoint()
+	st := e.openStoreOnce()
+	start, _, err := st.Checkpoint()
+	must(t, err)
+	must(t, st.Close())
+
+	const soon, soon2, far, far2, past = "UTC_TIMESTAMP() + INTERVAL 3 SECOND", "UTC_TIMESTAMP() + INTERVAL 4 SECOND",
+		"UTC_TIMESTAMP() + INTERVAL 1 DAY", "UTC_TIMESTAMP() + INTERVAL 2 DAY", "UTC_TIMESTAMP() - INTERVAL 1 SECOND"
+	svc := e.start()
+	e.exec(
+		insertTask(1, far), moveTask(1, soon), // 1: moved earlier → fires at the new time only
+		insertTask(2, soon), moveTask(2, far), // 2: moved later → fires not now; pending at the new time
+		insertTask(3, soon), setTaskState(3, "done"), // 3: closed → cancelled
+		insertTask(4, soon), "DELETE FROM {db}.tasks WHERE id = 4", // 4: deleted → cancelled
+		insertTask(5, soon),                                                   // 5: untouched → fires
+		insertTask(6, soon), setTaskState(6, "done"), setTaskState(6, "open"), // 6: closed, reopened → fires once
+		insertTask(7, soon), moveTask(7, far), moveTask(7, soon2), // 7: moved twice → fires at the last time
+		insertTask(8, soon), "DELETE FROM {db}.tasks WHERE id = 8", insertTask(8, soon), // 8: deleted, inserted again → fires
+		insertTask(9, far), moveTask(9, far2), // 9: moved within the future → pending at the new time
+		insertTask(10, soon), moveTask(10, far), setTaskState(10, "done"), // 10: moved, then closed → nothing pending
+	)
+	wantSent := []int{1, 5, 6, 7, 8}
+	e.waitFor("the due reminders", 60*time.Second, func() bool {
+		c := e.gw.counts()
+		for _, id := range wantSent {
+			if len(withPrefix(c, fmt.Sprintf("due:%d@", id))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// A past-due task fires at once: everything before it has been read, and the "soon"
+	// reminders that must not fire had their time (they share the 3–4 s fire times).
+	time.Sleep(time.Second)
+	e.exec(insertTask(90, past))
+	e.waitFor("the sentinel", 60*time.Second, func() bool { return len(withPrefix(e.gw.counts(), "due:90@")) == 1 })
+	must(t, svc.stop())
+
+	assertTaskDeliveries(t, e.gw.counts(), append(wantSent, 90))
+	isSentinel := func(k string) bool { return strings.HasPrefix(k, "due:9") && !strings.HasPrefix(k, "due:9@") }
+	st = e.openStoreOnce()
+	before := readSchedule(t, st, isSentinel)
+	assertTaskSchedule(t, before)
+
+	// Replay: the checkpoint back to before the first insert, with the service stopped.
+	must(t, st.SetCheckpoint(context.Background(), start))
+	must(t, st.Close())
+	svc = e.start()
+	e.exec(insertTask(91, past))
+	e.waitFor("the sentinel after the replay", 60*time.Second, func() bool { return len(withPrefix(e.gw.counts(), "due:91@")) == 1 })
+	time.Sleep(500 * time.Millisecond) // a reminder revived by mistake would be claimed by now
+	must(t, svc.stop())
+
+	assertTaskDeliveries(t, e.gw.counts(), append(wantSent, 90, 91))
+	st = e.openStoreOnce()
+	after := readSchedule(t, st, isSentinel)
+	must(t, st.Close())
+	if !maps.Equal(before.status, after.status) || !slices.Equal(before.due, after.due) {
+		t.Fatalf("the replay changed the schedule:\nbefore\n%safter\n%s", before, after)
+	}
+}
+
+// openStoreOnce opens the env's store; the caller closes it (before the service starts).
+func (e *env) openStoreOnce() *state.Store {
+	e.t.Helper()
+	st, err := state.Open(state.Options{Dir: e.storeDir, Logger: quietLogger})
+	must(e.t, err)
+	return st
+}
+
+// assertTaskDeliveries: the provider received one reminder of each of these tasks and
+// nothing else.
+func assertTaskDeliveries(t *testing.T, counts map[string]int, ids []int) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		keys := withPrefix(counts, fmt.Sprintf("due:%d@", id))
+		if len(keys) != 1 || counts[keys[0]] != 1 {
+			t.Errorf("task %d: provider received %v, want one reminder once", id, keys)
+		}
+		for _, k := range keys {
+			want[k] = true
+		}
+	}
+	for k, n := range counts {
+		if !want[k] {
+			t.Errorf("the provider received %s (%d times): a moved, cancelled or deleted reminder", k, n)
+		}
+	}
+}
+
+// assertTaskSchedule checks each task's reminders in the store after the first run.
+func assertTaskSchedule(t *testing.T, sc schedule) {
+	t.Helper()
+	byTask := map[int][]string{}
+	for k, s := range sc.status {
+		var id int
+		if _, err := fmt.Sscanf(k, "due:%d@", &id); err != nil {
+			t.Fatalf("unexpected key %q", k)
+		}
+		byTask[id] = append(byTask[id], s)
+	}
+	count := func(id int, status string) int {
+		n := 0
+		for _, s := range byTask[id] {
+			if strings.HasPrefix(s, status+"/") {
+				n++
+			}
+		}
+		return n
+	}
+	// How many superseded reminders were written depends on the group commit (the last effect
+	// of a slot in one batch wins, the earlier ones are never written); any that were are
+	// cancelled.
+	for id, want := range map[int][2]int{ // sent, scheduled
+		1: {1, 0}, 2: {0, 1}, 3: {0, 0}, 4: {0, 0}, 5: {1, 0}, 6: {1, 0}, 7: {1, 0}, 8: {1, 0}, 9: {0, 1}, 10: {0, 0},
+	} {
+		if got := [2]int{count(id, "sent"), count(id, "scheduled")}; got != want ||
+			len(byTask[id]) != want[0]+want[1]+count(id, "cancelled") {
+			t.Errorf("task %d reminders %v: want %d sent, %d scheduled, the rest cancelled", id, byTask[id], want[0], want[1])
+		}
+	}
+	if len(sc.due) != 2 || !strings.HasPrefix(sc.due[0], "due:2@") || !strings.HasPrefix(sc.due[1], "due:9@") {
+		t.Errorf("due index %v, want the reminders of tasks 2 and 9", sc.due)
+	}
+}
