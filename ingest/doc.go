@@ -30,7 +30,8 @@
 //   - Blast-radius guard: a rule that creates more than its max_per_minute messages (or the
 //     default) within one minute of binlog commit time is paused: its further messages are
 //     stored as held (released or dropped by an operator) until a whole minute passes under
-//     the limit.
+//     the limit. Snapshot rows (cdc.OpSnapshot) are neither counted nor held: a snapshot
+//     legitimately creates a message for every row it reads.
 //   - Digests: RunDigests flushes closed digest windows into one rendered message each,
 //     exactly once (state.FlushDigest is atomic).
 //   - Fire time: FireGate, the sender's view of the store, applies the rules' own delivery

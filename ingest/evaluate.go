@@ -130,7 +130,11 @@ func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos string,
 		rm.matches.Inc()
 	}
 	m := e.message(eff, pos, now)
-	if m.Status != state.StatusDead && rg != nil {
+	// Snapshot rows bypass the guard: an initial snapshot legitimately creates a message (a
+	// reminder, typically) for each of its rows, hundreds of thousands in a few minutes, and
+	// they would all be stored held. The guard is for a wrong `when` on live changes; a
+	// snapshot is started by an operator for rules that opted in.
+	if m.Status != state.StatusDead && rg != nil && ch.Op != cdc.OpSnapshot {
 		// The guard counts per minute of source time (the commit time), so a replay or a
 		// catch-up after downtime sees the rate the source had, not a compressed one.
 		at := commitTime

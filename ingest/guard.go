@@ -10,8 +10,8 @@ import (
 	"notifier/render"
 )
 
-// guard is the blast-radius guard: per rule, messages created per one-minute window of the
-// source's commit time (so a replay or a catch-up after downtime is judged at the rate the
+// guard is the blast-radius guard: per rule, messages created by live changes (snapshot
+// rows are not counted, see evaluator.add) per one-minute window of the source's commit time (so a replay or a catch-up after downtime is judged at the rate the
 // source had, and judged the same way every time). The first `limit` messages of a window go out normally; the one after pauses the rule, and a
 // paused rule's messages are stored held. A paused rule resumes at the first window boundary
 // after a whole window in which it created no more than `limit` messages (held ones count), so
