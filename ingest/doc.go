@@ -13,6 +13,9 @@
 //     as it reaches the store's MaxBatchCount), but one binlog transaction is never split
 //     across two Applies; a transaction whose effects alone exceed the cap stops the pipeline
 //     with ErrTxnTooBig, which says so.
+//   - Invariant 2 (deterministic keys): rules build default keys from KeyPosition, the GTID
+//     set alone where the server has GTIDs (file:pos otherwise), so a fail-over to another
+//     replica of the same source re-derives the same keys.
 //   - Reminder slots follow binlog order: of the schedules and cancels a group commit holds
 //     for one slot, only the last is applied (state.Apply applies a batch's schedules before
 //     its cancels), so a row flipped back and forth ends with the reminder its last change

@@ -48,13 +48,14 @@ func (e *evaluator) evaluate(t *cdc.Txn) (*batch, error) {
 	pos := t.Position.String()
 	b := &batch{pos: t.Position, txns: 1, rows: len(t.Changes), commit: t.CommitTime}
 	b.b.Checkpoint = &state.Checkpoint{Flavor: e.g.opts.Flavor, Position: pos, CommitTime: t.CommitTime}
-	meta := rules.Meta{Position: pos, CommitTime: t.CommitTime}
+	keyPos := KeyPosition(t.Position)
+	meta := rules.Meta{Position: keyPos, CommitTime: t.CommitTime}
 	for i := range t.Changes {
 		ch := &t.Changes[i]
 		e.countRow(ch)
 		e.effects = e.rev.Evaluate(ch, meta, e.effects[:0])
 		for j := range e.effects {
-			e.add(b, &e.effects[j], ch, pos, t.CommitTime, now)
+			e.add(b, &e.effects[j], ch, pos, keyPos, t.CommitTime, now)
 		}
 	}
 	clear(e.effects) // drop references to row data until the next change
@@ -82,8 +83,22 @@ func (e *evaluator) countRow(ch *cdc.Change) {
 	c.Inc()
 }
 
-// add turns one effect into store operations in b.
-func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos string, commitTime, now time.Time) {
+// KeyPosition is how message keys name a transaction (rules.Meta.Position, which the default
+// key "<rule>:<position>#<row>" and the key of a rule-error message are built from): the GTID
+// set alone when the position has one, else file:pos. A transaction has the same GTID set on
+// every replica of the source but its own file:pos on each, so with GTIDs a fail-over to
+// another replica finds the keys already stored instead of creating the messages again.
+// Checkpoints and Message.Origin keep the whole position.
+func KeyPosition(p cdc.Position) string {
+	if p.GTID != "" {
+		return cdc.Position{GTID: p.GTID}.String()
+	}
+	return p.String()
+}
+
+// add turns one effect into store operations in b. pos is the transaction's whole position
+// (Origin), keyPos its KeyPosition (keys).
+func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos, keyPos string, commitTime, now time.Time) {
 	ruleName := ruleNameOf(eff)
 	var rg *ruleGuard
 	if ruleName != "" {
@@ -112,7 +127,7 @@ func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos string,
 		b.ops++
 		return
 	case rules.EffectFailed:
-		m := e.failed(eff, ch, pos, now)
+		m := e.failed(eff, ch, pos, keyPos, now)
 		if rm != nil {
 			rm.errors.Inc()
 		}
@@ -218,11 +233,12 @@ func (e *evaluator) message(eff *rules.Effect, pos string, now time.Time) *state
 
 // failed builds the dead message recording a rule that failed on a row. Its key is the
 // effect's key when the rule got that far, else derived from the rule and the row's binlog
-// coordinates, so a replay of the same transaction finds it instead of adding another.
-func (e *evaluator) failed(eff *rules.Effect, ch *cdc.Change, pos string, now time.Time) *state.Message {
+// coordinates (keyPos, see KeyPosition), so a replay of the same transaction finds it
+// instead of adding another.
+func (e *evaluator) failed(eff *rules.Effect, ch *cdc.Change, pos, keyPos string, now time.Time) *state.Message {
 	key := eff.Key
 	if key == "" {
-		key = ruleNameOf(eff) + "/error/" + pos + "/" + strconv.Itoa(ch.Index)
+		key = ruleNameOf(eff) + "/error/" + keyPos + "/" + strconv.Itoa(ch.Index)
 	}
 	msg := "rule failed"
 	if eff.Err != nil {

@@ -558,3 +558,57 @@ rules:
 		t.Fatalf("paused rules = %v, want [activated] (by the live changes only)", p)
 	}
 }
+
+// The default message key ("<rule>:<position>#<row>") names the transaction by its GTID set
+// alone when it has one: the file:pos of the same transaction differs between replicas, so a
+// fail-over to another replica re-reading it must find the same keys. Without GTIDs the
+// file:pos is all there is.
+func TestDefaultKeysUseTheGTIDSetAloneSoAnotherReplicaFindsThem(t *testing.T) {
+	set := loadRules(t, `
+rules:
+  - name: notify
+    table: app.contracts
+    on: insert
+    when: new.status == "active"
+    to: new.phone
+    channel: sms
+    template: "Contract {{ .new.id }}"
+  - name: broken
+    table: app.contracts
+    on: insert
+    when: new.nick + 1 > 0
+    to: new.phone
+    channel: sms
+    template: "never"
+`)
+	at := func(p cdc.Position) *cdc.Txn {
+		x := txn(1, contract(1, "active", "N"))
+		x.Position = p
+		return x
+	}
+	primaryReplica := cdc.Position{GTID: "0-1-42", File: "mysql-bin.000003", Pos: 1234}
+	otherReplica := cdc.Position{GTID: "0-1-42", File: "replica-bin.000011", Pos: 98765}
+	noGTID := cdc.Position{File: "mysql-bin.000003", Pos: 1234}
+
+	st := openStore(t)
+	var res []state.ApplyResult
+	for _, p := range []cdc.Position{primaryReplica, otherReplica} {
+		if _, err := run(t, Options{Store: st, Rules: set, OnCommit: func(c Commit) { res = append(res, c.Result) }}, at(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res[0].Inserted != 2 || res[1].Inserted != 0 || res[1].Existing != 2 {
+		t.Fatalf("apply results %+v: want the second replica's transaction to find both messages", res)
+	}
+	if m := get(t, st, "notify:gtid:0-1-42#0"); m.Origin != primaryReplica.String() {
+		t.Fatalf("origin = %q, want the full position %q", m.Origin, primaryReplica.String())
+	}
+	get(t, st, "broken/error/gtid:0-1-42/0")
+
+	st = openStore(t)
+	if _, err := run(t, Options{Store: st, Rules: set}, at(noGTID)); err != nil {
+		t.Fatal(err)
+	}
+	get(t, st, "notify:file:mysql-bin.000003:1234#0")
+	get(t, st, "broken/error/file:mysql-bin.000003:1234/0")
+}
