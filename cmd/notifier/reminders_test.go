@@ -183,3 +183,127 @@ func assertTaskSchedule(t *testing.T, sc schedule) {
 		t.Errorf("due index %v, want the reminders of tasks 2 and 9", sc.due)
 	}
 }
+
+// TestSIGKILLWhileABigBatchOfRemindersFiresSendsEachOnce: 2,000 rows schedule 4,000 reminders
+// (one on a non-idempotent channel, one on an idempotent one) all due in the same second; the
+// built binary is SIGKILLed several times while they fire and restarted. At the end every
+// reminder fired exactly once as far as the channel allows: on the idempotent channel every
+// key reached the provider (a resend after a crash is allowed there) and is sent; on the other
+// no key reached the provider twice, and a key that never did is `uncertain`, never lost.
+func TestSIGKILLWhileABigBatchOfRemindersFiresSendsEachOnce(t *testing.T) {
+	t.Parallel()
+	const rows, kills = 2000, 5
+	bin := buildNotifier(t)
+	e := newEnv(t, []string{`CREATE TABLE {db}.coupons (id BIGINT PRIMARY KEY, phone VARCHAR(20) NOT NULL, fire_at DATETIME NOT NULL)`},
+		map[string]string{"coupons.yaml": `
+rules:
+  - name: coupon-sms
+    table: {db}.coupons
+    on: insert
+    at: new.fire_at
+    to: new.phone
+    channel: sms
+    template: "Coupon {{ .new.id }} opens in a minute."
+  - name: coupon-hook
+    table: {db}.coupons
+    on: insert
+    at: new.fire_at
+    to: '"crm"'
+    channel: hook
+    template: '{"coupon":{{ .new.id }}}'
+`})
+	adminAddr := freeAddr(t)
+	e.channels = fmt.Sprintf(`  sms:
+    type: webhook
+    idempotent: false
+    timeout: 5s
+    backoff: {initial: 50ms, max: 500ms}
+    webhook: {url: %q}
+  hook:
+    type: webhook
+    idempotent: true
+    timeout: 5s
+    backoff: {initial: 50ms, max: 500ms}
+    webhook: {url: %q}
+`, e.gw.URL(), e.gw.URL())
+	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
+	e.writeConfig()
+	e.seedCheckpoint()
+
+	p := e.startBinary(t, bin)
+	// All due in one second, a few seconds ahead: time to ingest them first.
+	fire := time.Now().UTC().Truncate(time.Second).Add(4 * time.Second)
+	for lo := 1; lo <= rows; lo += 500 {
+		var vals []string
+		for id := lo; id < lo+500; id++ {
+			vals = append(vals, fmt.Sprintf("(%d, '+4915100%06d', '%s')", id, id, fire.Format(time.DateTime)))
+		}
+		e.exec("INSERT INTO {db}.coupons VALUES " + strings.Join(vals, ","))
+	}
+	waitFor(t, "the reminders scheduled", 60*time.Second, func() bool {
+		c, err := adminCounts(adminAddr)
+		return err == nil && c["scheduled"] == 2*rows
+	})
+
+	// Kill while they fire: each time some more reached the provider since the last start.
+	for k := 1; k <= kills; k++ {
+		base := len(e.gw.ledger())
+		step := 150 + 100*k
+		deadline := time.Now().Add(30 * time.Second)
+		for len(e.gw.ledger()) < base+step && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		p.kill(e, fmt.Sprintf("%d with %d deliveries", k, len(e.gw.ledger())))
+		if k < kills {
+			p = e.startBinary(t, bin)
+		}
+	}
+	t.Logf("%d SIGKILLs during the burst; %d deliveries so far", kills, len(e.gw.ledger()))
+
+	p = e.startBinary(t, bin)
+	waitFor(t, "no pending reminder", 2*time.Minute, func() bool {
+		c, err := adminCounts(adminAddr)
+		return err == nil && c["ready"]+c["scheduled"]+c["retry"]+c["sending"]+c["held"] == 0
+	})
+	p.term()
+
+	counts := e.gw.counts()
+	msgs := messagesByKey(t, e.openStore())
+	at := "@" + fire.Format(time.RFC3339)
+	var resent, uncertain, delivered, hookKeys int
+	for id := 1; id <= rows; id++ {
+		hk, sk := fmt.Sprintf("coupon-hook:%d%s", id, at), fmt.Sprintf("coupon-sms:%d%s", id, at)
+		if counts[hk] < 1 {
+			t.Errorf("%s never reached the provider", hk)
+		} else {
+			hookKeys++
+			resent += counts[hk] - 1
+		}
+		if m := msgs[hk]; m == nil || m.Status != state.StatusSent {
+			t.Errorf("%s in the store: %v, want sent", hk, statusOf(m))
+		}
+		m := msgs[sk]
+		switch {
+		case counts[sk] > 1:
+			t.Errorf("%s (not idempotent) reached the provider %d times", sk, counts[sk])
+		case counts[sk] == 0 && (m == nil || m.Status != state.StatusUncertain):
+			t.Errorf("%s never reached the provider and is %v in the store, want uncertain", sk, statusOf(m))
+		case counts[sk] == 1 && (m == nil || (m.Status != state.StatusSent && m.Status != state.StatusUncertain)):
+			t.Errorf("%s reached the provider and is %v in the store, want sent or uncertain", sk, statusOf(m))
+		}
+		if counts[sk] == 1 {
+			delivered++
+		}
+		if m != nil && m.Status == state.StatusUncertain {
+			uncertain++
+		}
+	}
+	if n := len(counts); n != hookKeys+delivered {
+		t.Errorf("the provider received %d distinct keys, want %d (every reminder key, nothing else)", n, hookKeys+delivered)
+	}
+	if len(msgs) != 2*rows {
+		t.Errorf("the store holds %d messages, want %d", len(msgs), 2*rows)
+	}
+	t.Logf("%d SIGKILLs: idempotent channel %d distinct keys (%d resent after a crash); non-idempotent channel %d delivered once, %d uncertain, 0 twice",
+		kills, hookKeys, resent, delivered, uncertain)
+}
