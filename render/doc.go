@@ -8,7 +8,9 @@
 // "amout"`), never a "<no value>" or a blank in the text. `default` is the explicit way to
 // allow NULL; the condition of if/with/range, and the arguments of default, json, and, or, not,
 // eq and ne may be NULL. A missing field is always an error (it is a typo, not data). Money is
-// formatted from the exact decimal, never through a float. HTML parts are auto-escaped
+// formatted from the exact decimal, never through a float. A DECIMAL prints with its column's
+// scale wherever a value becomes text ({{ .new.amount }}, print/printf, upper, truncate,
+// number without decimals, json): 1234.50 from a DECIMAL(12,2) is "1234.50", never "1234.5". HTML parts are auto-escaped
 // (html/template), a subject is one line (a line break would be a header injection), and an
 // SMS longer than the rule's max_segments fails instead of being sent. A compiled Template is
 // safe for concurrent use.
@@ -23,7 +25,8 @@
 //
 //	money    {{ money .new.amount "EUR" }}        "€1,234.50" (en), "1.234,50 €" (de); rounded
 //	         half away from zero to the currency's decimals; decimal, integer or decimal string
-//	number   {{ number .new.qty }}, {{ number .new.rate 2 }}   locale separators, decimals
+//	number   {{ number .new.qty }}, {{ number .new.rate 2 }}   locale separators; without the
+//	         decimals argument, the value's own digits (a DECIMAL's scale)
 //	date     {{ date .new.due }}, {{ date .new.due "long" }}   layouts short, medium (default),
 //	         long, full, time, or a Go layout ("02.01.2006"); month and day names in the locale
 //	datetime {{ datetime .commit_time }}, {{ datetime .commit_time "short" }}   date and time
@@ -32,7 +35,8 @@
 //	truncate {{ truncate .new.text 20 }}          at most 20 characters, "..." included if cut
 //	upper, lower, title, trim                      {{ upper .new.name }}
 //	default  {{ .new.x | default "n/a" }}          the fallback when the value is NULL or ""
-//	json     {{ json .new }}                       JSON (decimals as strings); for webhooks
+//	json     {{ json .new }}                       JSON; for webhooks. Decimals are strings with
+//	         their scale ("1234.50"): exact, where a JSON number is a float to many readers
 //	mask     {{ mask .to }}                        see Mask
 //	index    {{ index .vars.list 0 }}              as text/template's, but a missing key or an
 //	         index out of range is an error, not NULL

@@ -145,6 +145,16 @@ func describe(v any) string {
 	return fmt.Sprintf("a value of type %T", v)
 }
 
+// decimalText is how a decimal prints: with the digits its exponent carries. cdc builds a
+// DECIMAL(12,2) 1234.50 with exponent -2, so it prints "1234.50"; decimal.String would drop the
+// scale ("1234.5"), which reads wrong for money and changes the text when the value did not.
+func decimalText(d decimal.Decimal) string {
+	if e := d.Exponent(); e < 0 {
+		return d.StringFixed(-e)
+	}
+	return d.String()
+}
+
 // formatNumber writes d with the locale's separators; places < 0 keeps d's own digits,
 // else d is rounded half away from zero to places decimals.
 func formatNumber(b []byte, d decimal.Decimal, places int32, loc *locale) []byte {
@@ -152,7 +162,7 @@ func formatNumber(b []byte, d decimal.Decimal, places int32, loc *locale) []byte
 	if places >= 0 {
 		s = d.StringFixed(places)
 	} else {
-		s = d.String()
+		s = decimalText(d)
 	}
 	if s[0] == '-' {
 		b = append(b, '-')
@@ -263,7 +273,12 @@ func toText(v any) (string, error) {
 	case []byte:
 		return string(x), nil
 	case decimal.Decimal:
-		return x.String(), nil
+		return decimalText(x), nil
+	case *decimal.Decimal:
+		if x == nil {
+			return "", errNullArg
+		}
+		return decimalText(*x), nil
 	case int64:
 		return strconv.FormatInt(x, 10), nil
 	case uint64:

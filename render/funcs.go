@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
 )
 
 // lenientFuncs take NULL arguments on purpose: their arguments are not checked for NULL.
@@ -64,7 +68,12 @@ func funcMap(loc *locale, tz *time.Location) template.FuncMap {
 			}
 			return v
 		},
-		"json":  jsonText,
+		"json":    jsonText,
+		"print":   printFunc(fmt.Sprint),
+		"println": printFunc(fmt.Sprintln),
+		"printf": func(format string, args ...any) string {
+			return fmt.Sprintf(format, printableArgs(args)...)
+		},
 		"mask":  textFunc("mask", Mask),
 		"index": index,
 	}
@@ -181,11 +190,39 @@ func formatDate(name string, v any, layout []string, loc *locale, tz *time.Locat
 	return string(b), nil
 }
 
-// jsonText encodes v as JSON without HTML escaping (the webhook body is not HTML).
+// printFunc replaces text/template's print or println builtin: decimals print with their
+// scale, like everywhere else.
+func printFunc(f func(...any) string) func(...any) string {
+	return func(args ...any) string { return f(printableArgs(args)...) }
+}
+
+// printableArgs returns args with decimals as their text (printable), copying only if needed.
+func printableArgs(args []any) []any {
+	var out []any
+	for i, a := range args {
+		if p, ok := printable(a); ok {
+			if out == nil {
+				out = slices.Clone(args)
+			}
+			out[i] = p
+		}
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
+
+// jsonText encodes v as JSON without HTML escaping (the webhook body is not HTML). Decimals
+// are JSON strings with their scale ("1234.50"): exact, where a JSON number would be read as a
+// float by many consumers, and the same text the other helpers print.
 func jsonText(v any) (string, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
+	if x, ok := jsonDecimals(v); ok {
+		v = x
+	}
 	if err := enc.Encode(v); err != nil {
 		return "", fmt.Errorf("json: %w", err)
 	}
@@ -230,4 +267,48 @@ func index(item any, keys ...any) (any, error) {
 		}
 	}
 	return v, nil
+}
+
+// jsonDecimals returns v with every decimal replaced by its text (decimalText) and true, or v
+// and false when v holds no decimal. Rows (map[string]any and named map types such as
+// cdc.Row), lists and nested values are copied only when they hold one.
+func jsonDecimals(v any) (any, bool) {
+	switch x := v.(type) {
+	case decimal.Decimal, *decimal.Decimal:
+		return printable(x)
+	case map[string]any:
+		var out map[string]any
+		for k, e := range x {
+			if n, ok := jsonDecimals(e); ok {
+				if out == nil {
+					out = maps.Clone(x)
+				}
+				out[k] = n
+			}
+		}
+		if out == nil {
+			return v, false
+		}
+		return out, true
+	case []any:
+		var out []any
+		for i, e := range x {
+			if n, ok := jsonDecimals(e); ok {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = n
+			}
+		}
+		if out == nil {
+			return v, false
+		}
+		return out, true
+	case nil, string, bool, int64, uint64, int, float64, time.Time:
+		return v, false
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Map && rv.Type().ConvertibleTo(mapAnyType) {
+		return jsonDecimals(rv.Convert(mapAnyType).Interface())
+	}
+	return v, false
 }

@@ -209,7 +209,7 @@ func TestTextHelpers(t *testing.T) {
 		{"default as a function", "en", `{{ default "n/a" .v }}`, v(nil), "n/a", false},
 		{"default then helper", "en", `{{ money (.v | default 0) "EUR" }}`, v(nil), "€0.00", false},
 		{"json object", "en", `{{ json .v }}`, v(map[string]any{"amount": dec("1234.50"), "due": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), "note": nil, "html": "<b>&"}),
-			`{"amount":"1234.5","due":"2026-12-01T00:00:00Z","html":"<b>&","note":null}`, false},
+			`{"amount":"1234.50","due":"2026-12-01T00:00:00Z","html":"<b>&","note":null}`, false},
 		{"json NULL", "en", `{{ json .v }}`, v(nil), "null", false},
 		{"json string", "en", `{{ json .v }}`, v("a\"b"), `"a\"b"`, false},
 		{"mask", "en", `{{ mask .v }}`, v("+4917612345689"), "+49*******89", false},

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+
+	"github.com/shopspring/decimal"
 )
 
 // Strictness. text/template with missingkey=error still prints "<no value>" for a NULL (a nil
@@ -26,8 +28,31 @@ func outputCheck(what string) func(any) (any, error) {
 		if v == nil {
 			return nil, &fieldError{msg: msg, err: ErrNullField}
 		}
-		return v, nil
+		p, _ := printable(v)
+		return p, nil
 	}
+}
+
+// printable is the last step of an action that prints a value which is not text yet: a
+// decimal prints with its scale (decimalText), since text/template would call its String
+// method, which drops trailing zeros ("1234.5" for a DECIMAL(12,2) 1234.50). ok reports a
+// conversion.
+func printable(v any) (p any, ok bool) {
+	switch x := v.(type) {
+	case decimal.Decimal:
+		return decimalText(x), true
+	case *decimal.Decimal:
+		if x != nil {
+			return decimalText(*x), true
+		}
+	}
+	return v, false
+}
+
+// outputPrintable is the output step of an action whose value cannot be NULL.
+func outputPrintable(v any) (any, error) {
+	p, _ := printable(v)
+	return p, nil
 }
 
 // fieldError is what the generated helpers return; Render turns it into an *Error.
@@ -164,9 +189,13 @@ func (r *rewriter) node(n parse.Node, prefix string) {
 	case *parse.ActionNode:
 		what := n.Pipe.String()
 		r.pipe(n.Pipe, prefix, modeValue)
-		if len(n.Pipe.Decl) == 0 && mayBeNil(n.Pipe) {
+		if len(n.Pipe.Decl) == 0 && !isText(n.Pipe) {
 			last := n.Pipe.Cmds[len(n.Pipe.Cmds)-1]
-			name := r.add(outputCheck(what))
+			f := outputPrintable
+			if mayBeNil(n.Pipe) {
+				f = outputCheck(what)
+			}
+			name := r.add(f)
 			n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: last.Pos,
 				Args: []parse.Node{parse.NewIdentifier(name).SetPos(last.Pos)}})
 		}
@@ -222,6 +251,20 @@ func joinPath(prefix string, idents []string) string {
 		return prefix
 	}
 	return prefix + "." + s
+}
+
+// isText reports whether an output pipeline ends in something that prints as itself: a
+// literal, or a helper that returns text, a bool or a count (stringFuncs), never nil or a
+// decimal.
+func isText(p *parse.PipeNode) bool {
+	last := p.Cmds[len(p.Cmds)-1]
+	switch a := last.Args[0].(type) {
+	case *parse.IdentifierNode:
+		return stringFuncs[a.Ident]
+	case *parse.StringNode, *parse.NumberNode, *parse.BoolNode:
+		return true
+	}
+	return false
 }
 
 // mayBeNil reports whether an output pipeline can still end in nil after the rewrite.
