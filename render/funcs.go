@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -14,8 +13,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/shopspring/decimal"
 )
 
 // lenientFuncs take NULL arguments on purpose: their arguments are not checked for NULL.
@@ -220,10 +217,7 @@ func jsonText(v any) (string, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if x, ok := jsonDecimals(v); ok {
-		v = x
-	}
-	if err := enc.Encode(v); err != nil {
+	if err := enc.Encode(jsonDecimals(v)); err != nil {
 		return "", fmt.Errorf("json: %w", err)
 	}
 	return strings.TrimSuffix(b.String(), "\n"), nil
@@ -269,46 +263,31 @@ func index(item any, keys ...any) (any, error) {
 	return v, nil
 }
 
-// jsonDecimals returns v with every decimal replaced by its text (decimalText) and true, or v
-// and false when v holds no decimal. Rows (map[string]any and named map types such as
-// cdc.Row), lists and nested values are copied only when they hold one.
-func jsonDecimals(v any) (any, bool) {
+// jsonDecimals returns v with every decimal replaced by its text (decimalText). Rows
+// (map[string]any and named map types such as cdc.Row) and lists are copied, never changed:
+// the data is shared by every template of the change.
+func jsonDecimals(v any) any {
 	switch x := v.(type) {
-	case decimal.Decimal, *decimal.Decimal:
-		return printable(x)
-	case map[string]any:
-		var out map[string]any
-		for k, e := range x {
-			if n, ok := jsonDecimals(e); ok {
-				if out == nil {
-					out = maps.Clone(x)
-				}
-				out[k] = n
-			}
-		}
-		if out == nil {
-			return v, false
-		}
-		return out, true
-	case []any:
-		var out []any
-		for i, e := range x {
-			if n, ok := jsonDecimals(e); ok {
-				if out == nil {
-					out = slices.Clone(x)
-				}
-				out[i] = n
-			}
-		}
-		if out == nil {
-			return v, false
-		}
-		return out, true
 	case nil, string, bool, int64, uint64, int, float64, time.Time:
-		return v, false
+		return v
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonDecimals(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonDecimals(e)
+		}
+		return out
+	}
+	if p, ok := printable(v); ok {
+		return p
 	}
 	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Map && rv.Type().ConvertibleTo(mapAnyType) {
 		return jsonDecimals(rv.Convert(mapAnyType).Interface())
 	}
-	return v, false
+	return v
 }
