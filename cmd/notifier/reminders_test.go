@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"notifier/admin"
 	"notifier/state"
 )
 
@@ -306,4 +307,249 @@ rules:
 	}
 	t.Logf("%d SIGKILLs: idempotent channel %d distinct keys (%d resent after a crash); non-idempotent channel %d delivered once, %d uncertain, 0 twice",
 		kills, hookKeys, resent, delivered, uncertain)
+}
+
+// TestMisfireAndQuietHoursAcrossTheBerlinDSTChange runs the service on a clock the test sets
+// (Serve's injected clock), around the night Europe/Berlin moves from CET to CEST
+// (2026-03-29, 02:00 → 03:00):
+//
+//   - after a downtime of two hours, a reminder with misfire {skip_older_than: 1h} due 2 h ago
+//     is skipped (reason misfire, listed by `notifier messages list --state skipped`); one due
+//     30 min ago is sent; one with misfire `fire` due 2 h ago is sent;
+//   - a reminder due at 22:30 CET inside the rule's quiet hours 21:00–08:00 Europe/Berlin is
+//     deferred to 08:00 CEST = 06:00 UTC (not 07:00 UTC: the night is an hour shorter), does
+//     not go out before, and goes out at that time.
+func TestMisfireAndQuietHoursAcrossTheBerlinDSTChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, []string{`CREATE TABLE {db}.alerts (id BIGINT PRIMARY KEY, phone VARCHAR(20) NOT NULL,
+		fire_at DATETIME NOT NULL, kind VARCHAR(8) NOT NULL)`}, map[string]string{"alerts.yaml": `
+rules:
+  - name: mf-skip
+    table: {db}.alerts
+    on: insert
+    when: new.kind == "skip"
+    at: new.fire_at
+    misfire: {skip_older_than: 1h}
+    to: new.phone
+    channel: sms
+    template: "skip {{ .new.id }}"
+  - name: mf-fire
+    table: {db}.alerts
+    on: insert
+    when: new.kind == "fire"
+    at: new.fire_at
+    misfire: fire
+    to: new.phone
+    channel: sms
+    template: "fire {{ .new.id }}"
+  - name: mf-night
+    table: {db}.alerts
+    on: insert
+    when: new.kind == "quiet"
+    at: new.fire_at
+    quiet_hours: {from: "21:00", to: "08:00", timezone: Europe/Berlin}
+    to: new.phone
+    channel: sms
+    template: "night {{ .new.id }}"
+`})
+	adminAddr := freeAddr(t)
+	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
+	e.writeConfig()
+	e.seedCheckpoint()
+	cfg := []string{"--config", e.cfgPath}
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.DateTime, s)
+		must(t, err)
+		return v
+	}
+	key := func(rule string, id int, at string) string {
+		return fmt.Sprintf("%s:%d@%s", rule, id, utc(at).Format(time.RFC3339))
+	}
+	var clock shiftedClock
+	clock.at(utc("2026-03-28 18:00:00")) // 19:00 CET
+	svc := e.startWithClock(clock.Now)
+	e.exec(
+		"INSERT INTO {db}.alerts VALUES (1, '+4915100000001', '2026-03-28 19:00:00', 'skip')",  // 2 h late after the downtime
+		"INSERT INTO {db}.alerts VALUES (2, '+4915100000002', '2026-03-28 19:00:00', 'fire')",  // 2 h late, misfire fire
+		"INSERT INTO {db}.alerts VALUES (3, '+4915100000003', '2026-03-28 20:30:00', 'skip')",  // 30 min late: within 1 h
+		"INSERT INTO {db}.alerts VALUES (4, '+4915100000004', '2026-03-28 21:30:00', 'quiet')", // 22:30 CET: quiet
+	)
+	waitFor(t, "4 reminders scheduled", 60*time.Second, func() bool {
+		c, err := adminCounts(adminAddr)
+		return err == nil && c["scheduled"] == 4
+	})
+	must(t, svc.stop())
+
+	// Two hours of downtime.
+	clock.at(utc("2026-03-28 21:00:00"))
+	svc = e.startWithClock(clock.Now)
+	k1, k2, k3, k4 := key("mf-skip", 1, "2026-03-28 19:00:00"), key("mf-fire", 2, "2026-03-28 19:00:00"),
+		key("mf-skip", 3, "2026-03-28 20:30:00"), key("mf-night", 4, "2026-03-28 21:30:00")
+	e.waitFor("the late reminders", 60*time.Second, func() bool { c := e.gw.counts(); return c[k2] == 1 && c[k3] == 1 })
+	var skipped []admin.MessageView
+	e.waitFor("the misfire in the CLI", 30*time.Second, func() bool {
+		skipped = opsJSON[[]admin.MessageView](t, append([]string{"messages", "list", "--state", "skipped"}, cfg...)...)
+		return len(skipped) > 0
+	})
+	if len(skipped) != 1 || skipped[0].Key != k1 || skipped[0].Reason != "misfire" {
+		t.Fatalf("skipped messages = %+v, want only %s with reason misfire", skipped, k1)
+	}
+
+	// 22:30 CET: the quiet reminder is due and deferred to 08:00 CEST.
+	clock.at(utc("2026-03-28 21:30:00"))
+	nightView := func() admin.MessageView {
+		ms := opsJSON[[]admin.MessageView](t, append([]string{"messages", "list", "--rule", "mf-night"}, cfg...)...)
+		if len(ms) != 1 || ms[0].Key != k4 {
+			t.Fatalf("mf-night messages = %+v, want %s", ms, k4)
+		}
+		return ms[0]
+	}
+	var m admin.MessageView
+	e.waitFor("the quiet-hours deferral", 30*time.Second, func() bool { m = nightView(); return !m.DueAt.Equal(utc("2026-03-28 21:30:00")) })
+	if m.Status != "scheduled" || !m.DueAt.Equal(utc("2026-03-29 06:00:00")) {
+		t.Fatalf("deferred reminder = %s due %s, want scheduled at 2026-03-29 06:00 UTC (08:00 CEST)", m.Status, m.DueAt.UTC())
+	}
+	// 07:59:58 CEST: still quiet; at 08:00 CEST it goes out.
+	clock.at(utc("2026-03-29 05:59:58"))
+	time.Sleep(1500 * time.Millisecond)
+	if n := e.gw.counts()[k4]; n != 0 && clock.Now().Before(utc("2026-03-29 06:00:00")) {
+		t.Fatalf("%s sent before 08:00 CEST", k4)
+	}
+	e.waitFor("the deferred reminder", 30*time.Second, func() bool { m = nightView(); return m.Status == "sent" })
+	if m.UpdatedAt.Before(utc("2026-03-29 06:00:00")) {
+		t.Fatalf("deferred reminder = %s at %s, want sent at or after 06:00 UTC", m.Status, m.UpdatedAt.UTC())
+	}
+	must(t, svc.stop())
+	if got, want := sortedKeys(e.gw.counts()), slices.Sorted(slices.Values([]string{k2, k3, k4})); !slices.Equal(got, want) {
+		t.Fatalf("provider received %v, want %v", got, want)
+	}
+}
+
+// TestDigestsOverTwoWindowsWithSIGKILLAtTheBoundarySendEachItemOnce: items of two groups
+// arrive in two 4-second windows; the built binary is SIGKILLed just after the first window
+// closes (before or while it is flushed) and again as soon as the second window's first
+// digest reaches the provider. At the end there is exactly one message per group and window
+// (in the store, and one distinct key at the provider; the channel is idempotent, so a
+// crash between the provider's answer and the outcome may resend that same key), and every
+// item is in exactly one of them, in its own group and window.
+func TestDigestsOverTwoWindowsWithSIGKILLAtTheBoundarySendEachItemOnce(t *testing.T) {
+	t.Parallel()
+	const every = 4 * time.Second
+	bin := buildNotifier(t)
+	e := newEnv(t, []string{`CREATE TABLE {db}.requests (id BIGINT PRIMARY KEY, grp VARCHAR(8) NOT NULL)`},
+		map[string]string{"digest.yaml": `
+rules:
+  - name: dg
+    table: {db}.requests
+    on: insert
+    key: string(new.id)
+    to: '"supplier-" + new.grp'
+    channel: sms
+    digest: {group_by: new.grp, every: 4s}
+    template: '{{ .group }}:{{ range .items }} {{ .new.id }}{{ end }}'
+`})
+	adminAddr := freeAddr(t)
+	e.idempotent = true
+	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
+	e.writeConfig()
+	e.seedCheckpoint()
+	up := func() {
+		waitFor(t, "the service up", 30*time.Second, func() bool { _, err := adminCounts(adminAddr); return err == nil })
+	}
+	insert := func(from, to int) {
+		for id := from; id <= to; id++ {
+			e.exec(fmt.Sprintf("INSERT INTO {db}.requests VALUES (%d, '%c')", id, "ab"[id%2]))
+		}
+	}
+
+	p := e.startBinary(t, bin)
+	up()
+	// The first window: its end at least 1.5 s ahead, so all its items commit inside it.
+	b1 := time.Now().Truncate(every).Add(every)
+	if time.Until(b1) < 1500*time.Millisecond {
+		time.Sleep(time.Until(b1) + 10*time.Millisecond)
+		b1 = b1.Add(every)
+	}
+	insert(1, 20)
+	if time.Now().After(b1) {
+		t.Fatal("the first window's items took longer than the window")
+	}
+	time.Sleep(time.Until(b1) + 100*time.Millisecond)
+	p.kill(e, "1, just after the first window's end")
+
+	p = e.startBinary(t, bin)
+	up()
+	insert(21, 40)
+	b2 := b1.Add(every)
+	if time.Now().After(b2) {
+		t.Fatal("the second window's items took longer than the window")
+	}
+	w1, w2 := b1.UTC().Format("20060102T150405.000Z"), b2.UTC().Format("20060102T150405.000Z")
+	firstOfW2 := func() bool {
+		for k := range e.gw.counts() {
+			if strings.HasSuffix(k, w2) {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !firstOfW2() && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	p.kill(e, "2, at the second window's first digest")
+
+	p = e.startBinary(t, bin)
+	want := []string{"digest/dg/a/" + w1, "digest/dg/a/" + w2, "digest/dg/b/" + w1, "digest/dg/b/" + w2}
+	waitFor(t, "four digests", 60*time.Second, func() bool { return len(e.gw.counts()) >= 4 })
+	waitFor(t, "nothing pending", 30*time.Second, func() bool {
+		c, err := adminCounts(adminAddr)
+		return err == nil && c["ready"]+c["scheduled"]+c["retry"]+c["sending"] == 0
+	})
+	p.term()
+
+	counts := e.gw.counts()
+	if got := sortedKeys(counts); !slices.Equal(got, want) {
+		t.Fatalf("provider received %v, want one digest per group and window %v", got, want)
+	}
+	texts := map[string]string{}
+	for _, d := range e.gw.ledger() {
+		if prev, ok := texts[d.Key]; ok && prev != d.Text {
+			t.Errorf("%s resent with another text: %q then %q", d.Key, prev, d.Text)
+		}
+		texts[d.Key] = d.Text
+	}
+	seen := map[int]string{}
+	for _, k := range want {
+		f := strings.Fields(texts[k])
+		if len(f) == 0 || f[0] != k[len("digest/dg/"):len("digest/dg/")+1]+":" {
+			t.Fatalf("%s text %q", k, texts[k])
+		}
+		for _, s := range f[1:] {
+			var id int
+			fmt.Sscan(s, &id)
+			if prev, dup := seen[id]; dup {
+				t.Errorf("item %d is in %s and %s", id, prev, k)
+			}
+			seen[id] = k
+			if wantW := map[bool]string{true: w1, false: w2}[id <= 20]; !strings.HasSuffix(k, "/"+string("ab"[id%2])+"/"+wantW) {
+				t.Errorf("item %d is in %s, want group %c window %s", id, k, "ab"[id%2], wantW)
+			}
+		}
+	}
+	if len(seen) != 40 {
+		t.Errorf("%d of 40 items delivered: %v", len(seen), texts)
+	}
+	msgs := messagesByKey(t, e.openStore())
+	if got := slices.Sorted(maps.Keys(msgs)); !slices.Equal(got, want) {
+		t.Fatalf("store holds %v, want %v", got, want)
+	}
+	resent := 0
+	for k, m := range msgs {
+		if m.Status != state.StatusSent {
+			t.Errorf("%s is %s, want sent", k, m.Status)
+		}
+		resent += counts[k] - 1
+	}
+	t.Logf("4 digests of 40 items over two windows, 2 SIGKILLs at the boundaries; %d resent by key after a crash", resent)
 }
