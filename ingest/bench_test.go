@@ -159,63 +159,27 @@ rules:
 	}
 }
 
-// pipeline runs cdc.Reader → Ingester → a synced Badger store from `from` until the committed
-// rows reach benchRows; it returns the rows, the number of Applies, the messages stored and the
-// time from the start of reading to the commit that covers the last row.
+// pipeline runs cdc.Reader → Ingester → a synced Badger store from `from` until the
+// checkpoint covers the replica's last transaction; it returns the rows, the number of
+// Applies, the messages stored and the time from the start of reading to the last commit.
 func pipeline(b *testing.B, c *devdb.Cluster, from cdc.Position, set *rules.Set) (rows, commits, msgs int, took time.Duration) {
 	st, err := state.Open(state.Options{Dir: b.TempDir(), Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	rd, err := cdc.New(cdc.Options{Addr: c.Replica().Addr, User: devdb.NotifierUser, Password: "notifier",
-		Flavor: "mariadb", ServerID: 3000 + benchIDs.Add(1), Include: []string{benchDB + ".orders"}, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
+	opts := Options{Store: st, Rules: set}
+	if os.Getenv("BENCH_DEBUG") != "" {
+		opts.OnCommit = func(cm Commit) {
+			fmt.Fprintf(os.Stderr, "commit rows=%d ops=%d took=%s\n", cm.Rows, cm.Ops, cm.Duration)
+		}
 	}
-	defer rd.Close()
-	done := make(chan struct{})
-	var total int
-	g, err := New(Options{Store: st, Rules: set, Logger: quiet,
-		OnCommit: func(cm Commit) {
-			total += cm.Rows
-			commits++
-			msgs += cm.Result.Inserted
-			if os.Getenv("BENCH_DEBUG") != "" {
-				fmt.Fprintf(os.Stderr, "commit rows=%d ops=%d took=%s\n", cm.Rows, cm.Ops, cm.Duration)
-			}
-			if total >= benchRows {
-				select {
-				case <-done:
-				default:
-					close(done)
-				}
-			}
-		}})
-	if err != nil {
-		b.Fatal(err)
+	cms, took := ingestReplica(b, c, benchDB, from, opts)
+	for _, cm := range cms {
+		rows += cm.Rows
+		msgs += cm.Result.Inserted
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	start := time.Now() // the store is open and the reader built: time from here to the last commit
-	txns := make(chan *cdc.Txn, 64)
-	readErr := make(chan error, 1)
-	go func() { readErr <- rd.Run(ctx, from, txns); close(txns) }()
-	ingErr := make(chan error, 1)
-	go func() { ingErr <- g.Run(context.Background(), txns) }()
-	select {
-	case <-done:
-	case err := <-ingErr:
-		b.Fatalf("ingest stopped after %d rows: %v", total, err)
-	case <-time.After(5 * time.Minute):
-		b.Fatalf("pipeline: %d of %d rows after 5 minutes", total, benchRows)
-	}
-	took = time.Since(start)
-	cancel()
-	<-readErr
-	if err := <-ingErr; err != nil {
-		b.Fatal(err)
-	}
-	return total, commits, msgs, took
+	return rows, len(cms), msgs, took
 }
 
 type countRows struct {

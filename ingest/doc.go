@@ -20,6 +20,8 @@
 //     for one slot, only the last is applied (state.Apply applies a batch's schedules before
 //     its cancels), so a row flipped back and forth ends with the reminder its last change
 //     asks for, as with one Apply per transaction.
+//   - One Builder turns effects into store operations for every row source: the binlog here,
+//     sweeps (package sweep) and snapshots (through an Ingester).
 //   - Evaluation overlaps the commit: a committer goroutine fsyncs batch N while the evaluator
 //     builds batch N+1.
 //   - Invariant 5 (bad input never stops the world): a template that fails on a row stores that

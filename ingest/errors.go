@@ -20,4 +20,5 @@ const (
 	ReasonRuleError   = "rule_error"   // the rule's condition, key, recipient or time failed
 	ReasonNoTemplate  = "no_template"  // the rule has no template for a message effect
 	ReasonRuleRemoved = "rule_removed" // a digest window's rule is no longer loaded
+	ReasonRulePaused  = "rule_paused"  // held by the blast-radius guard (Builder.Admit)
 )

@@ -3,7 +3,6 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -23,6 +22,9 @@ type evaluator struct {
 	gen     *generation
 	guard   *guard
 	rows    map[rowKey]*metrics.Counter
+	admitFn func(*rules.Effect, *state.Message) bool // e.admit, bound once
+	change  *cdc.Change                              // the change being evaluated (admit)
+	guardAt time.Time                                // its commit time, else now (admit)
 }
 
 type rowKey struct {
@@ -44,23 +46,37 @@ func (e *evaluator) evaluate(t *cdc.Txn) (*batch, error) {
 		e.set, e.gen, e.rev = set, newGeneration(), set.NewEvaluator()
 		old.close()
 	}
+	if e.admitFn == nil {
+		e.admitFn = e.admit
+	}
 	now := e.g.opts.Now()
 	pos := t.Position.String()
 	b := &batch{pos: t.Position, txns: 1, rows: len(t.Changes), commit: t.CommitTime}
-	b.b.Checkpoint = &state.Checkpoint{Flavor: e.g.opts.Flavor, Position: pos, CommitTime: t.CommitTime}
+	b.bld.Admit = e.admitFn
+	b.checkpoint = &state.Checkpoint{Flavor: e.g.opts.Flavor, Position: pos, CommitTime: t.CommitTime}
 	keyPos := KeyPosition(t.Position)
 	meta := rules.Meta{Position: keyPos, CommitTime: t.CommitTime}
+	// The guard counts per minute of source time (the commit time), so a replay or a
+	// catch-up after downtime sees the rate the source had, not a compressed one.
+	e.guardAt = t.CommitTime
+	if e.guardAt.IsZero() {
+		e.guardAt = now
+	}
+	src := Source{Origin: pos, KeyOrigin: keyPos, Version: t.CommitTime, Now: now}
 	for i := range t.Changes {
 		ch := &t.Changes[i]
 		e.countRow(ch)
+		e.change = ch
+		src.RowIndex = ch.Index
 		e.effects = e.rev.Evaluate(ch, meta, e.effects[:0])
 		for j := range e.effects {
-			e.add(b, &e.effects[j], ch, pos, keyPos, t.CommitTime, now)
+			e.add(b, &e.effects[j], ch, &src)
 		}
 	}
+	e.change = nil
 	clear(e.effects) // drop references to row data until the next change
 	if e.g.maxBytes > 0 {
-		_, b.bytes = b.b.Cost()
+		_, b.bytes = b.bld.Cost()
 	}
 	txnsTotal.Inc()
 	if !t.CommitTime.IsZero() {
@@ -96,81 +112,50 @@ func KeyPosition(p cdc.Position) string {
 	return p.String()
 }
 
-// add turns one effect into store operations in b. pos is the transaction's whole position
-// (Origin), keyPos its KeyPosition (keys).
-func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, pos, keyPos string, commitTime, now time.Time) {
+// add turns one effect into store operations in b (Builder.Add), with the pipeline's metrics
+// and logs.
+func (e *evaluator) add(b *batch, eff *rules.Effect, ch *cdc.Change, src *Source) {
 	ruleName := ruleNameOf(eff)
-	var rg *ruleGuard
-	if ruleName != "" {
-		rg = e.guard.state(ruleName)
-	}
 	var rm *ruleMetrics
-	if rg != nil {
-		rm = e.gen.rule(ruleName, rg.pausedValue)
+	if ruleName != "" {
+		rm = e.gen.rule(ruleName, e.guard.state(ruleName).pausedValue)
+	}
+	m := b.bld.Add(eff, src)
+	if rm == nil {
+		return
 	}
 	switch eff.Kind {
-	case rules.EffectCancel:
-		if eff.Slot == "" {
-			return
-		}
-		b.cancel(eff.Slot)
-		b.ops++
-		return
 	case rules.EffectDigest:
-		if rm != nil {
-			rm.matches.Inc()
-		}
-		b.b.Digest = append(b.b.Digest, state.DigestItem{
-			Rule: ruleName, Group: eff.Group, Window: eff.Window, Item: eff.Key,
-			Data: marshalData(eff.Data), Channel: eff.Channel, To: eff.To,
-		})
-		b.ops++
-		return
-	case rules.EffectFailed:
-		m := e.failed(eff, ch, pos, keyPos, now)
-		if rm != nil {
-			rm.errors.Inc()
-		}
-		e.g.log.Warn("rule failed on a row; stored as a dead message", "rule", ruleName, "key", m.Key,
-			"position", pos, "table", ch.Schema+"."+ch.Table, "error", eff.Err)
-		b.b.Messages = append(b.b.Messages, m)
-		b.ops++
-		return
-	case rules.EffectSend, rules.EffectSchedule:
-	default:
-		return
-	}
-
-	if rm != nil {
 		rm.matches.Inc()
-	}
-	m := e.message(eff, pos, now)
-	// Snapshot rows bypass the guard: an initial snapshot legitimately creates a message (a
-	// reminder, typically) for each of its rows, hundreds of thousands in a few minutes, and
-	// they would all be stored held. The guard is for a wrong `when` on live changes; a
-	// snapshot is started by an operator for rules that opted in.
-	if m.Status != state.StatusDead && rg != nil && ch.Op != cdc.OpSnapshot {
-		// The guard counts per minute of source time (the commit time), so a replay or a
-		// catch-up after downtime sees the rate the source had, not a compressed one.
-		at := commitTime
-		if at.IsZero() {
-			at = now
+	case rules.EffectFailed:
+		rm.errors.Inc()
+		e.g.log.Warn("rule failed on a row; stored as a dead message", "rule", ruleName, "key", m.Key,
+			"position", src.Origin, "table", ch.Schema+"."+ch.Table, "error", eff.Err)
+	case rules.EffectSend, rules.EffectSchedule:
+		rm.matches.Inc()
+		if m.Reason == ReasonTemplate {
+			rm.errors.Inc()
+			e.g.log.Warn("template failed on a row; message stored dead", "rule", m.Rule, "key", m.Key,
+				"to", render.Mask(m.To), "error", m.LastError)
 		}
-		if !e.guard.admit(ruleName, e.maxPerMinute(eff.Rule), at, eff.To) {
-			m.Status = state.StatusHeld
-			m.Reason = "rule_paused"
-		}
-	}
-	if rm != nil {
 		rm.createdOn(m.Channel).Inc()
 	}
-	b.msgs++
-	b.ops++
-	if eff.Kind == rules.EffectSchedule && eff.Slot != "" && m.Status == state.StatusScheduled {
-		b.schedule(state.Schedule{Slot: eff.Slot, Message: m, Version: commitTime})
-		return
+}
+
+// admit is the Builder's Admit: the blast-radius guard, for the change being evaluated.
+// Snapshot rows bypass the guard: an initial snapshot legitimately creates a message (a
+// reminder, typically) for each of its rows, hundreds of thousands in a few minutes, and
+// they would all be stored held. The guard is for a wrong `when` on live changes; a
+// snapshot is started by an operator for rules that opted in.
+func (e *evaluator) admit(eff *rules.Effect, m *state.Message) bool {
+	if e.change != nil && e.change.Op == cdc.OpSnapshot {
+		return true
 	}
-	b.b.Messages = append(b.b.Messages, m)
+	name := ruleNameOf(eff)
+	if name == "" {
+		return true
+	}
+	return e.guard.admit(name, e.maxPerMinute(eff.Rule), e.guardAt, eff.To)
 }
 
 func (e *evaluator) maxPerMinute(r *rules.Rule) int {
@@ -178,78 +163,6 @@ func (e *evaluator) maxPerMinute(r *rules.Rule) int {
 		return r.MaxPerMinute
 	}
 	return e.g.opts.DefaultMaxPerMinute
-}
-
-func ruleNameOf(eff *rules.Effect) string {
-	if eff.Rule != nil {
-		return eff.Rule.Name
-	}
-	return ""
-}
-
-// message builds the stored message of a send or schedule effect, rendering its text now (a
-// pending message never changes with a later rule or template edit). A render failure makes it
-// dead with reason template (invariant 5).
-func (e *evaluator) message(eff *rules.Effect, pos string, now time.Time) *state.Message {
-	m := &state.Message{
-		Key:       eff.Key,
-		Rule:      ruleNameOf(eff),
-		Channel:   eff.Channel,
-		To:        eff.To,
-		Data:      marshalData(eff.Data),
-		Status:    state.StatusReady,
-		CreatedAt: now,
-		DueAt:     now,
-		UpdatedAt: now,
-		Origin:    pos,
-	}
-	if eff.Kind == rules.EffectSchedule {
-		m.Status = state.StatusScheduled
-		m.DueAt = eff.At
-		m.Slot = eff.Slot
-		if eff.Rule != nil {
-			m.Recheck = eff.Rule.Recheck
-		}
-	}
-	if eff.Rule == nil || eff.Rule.Template == nil {
-		m.Status, m.Reason, m.LastError = state.StatusDead, ReasonNoTemplate, "rule has no template"
-		m.DueAt = time.Time{}
-		return m
-	}
-	out, err := eff.Rule.Template.Render(eff.Data)
-	if err != nil {
-		m.Status, m.Reason, m.LastError = state.StatusDead, ReasonTemplate, err.Error()
-		m.DueAt = time.Time{}
-		if rm := e.gen.rules[m.Rule]; rm != nil {
-			rm.errors.Inc()
-		}
-		e.g.log.Warn("template failed on a row; message stored dead", "rule", m.Rule, "key", m.Key,
-			"to", render.Mask(m.To), "error", err)
-		return m
-	}
-	m.Subject, m.Text, m.HTML = out.Subject, out.Text, out.HTML
-	return m
-}
-
-// failed builds the dead message recording a rule that failed on a row. Its key is the
-// effect's key when the rule got that far, else derived from the rule and the row's binlog
-// coordinates (keyPos, see KeyPosition), so a replay of the same transaction finds it
-// instead of adding another.
-func (e *evaluator) failed(eff *rules.Effect, ch *cdc.Change, pos, keyPos string, now time.Time) *state.Message {
-	key := eff.Key
-	if key == "" {
-		key = ruleNameOf(eff) + "/error/" + keyPos + "/" + strconv.Itoa(ch.Index)
-	}
-	msg := "rule failed"
-	if eff.Err != nil {
-		msg = eff.Err.Error()
-	}
-	return &state.Message{
-		Key: key, Rule: ruleNameOf(eff), Channel: eff.Channel, To: eff.To,
-		Data:   marshalData(eff.Data),
-		Status: state.StatusDead, Reason: ReasonRuleError, LastError: msg,
-		CreatedAt: now, UpdatedAt: now, Origin: pos,
-	}
 }
 
 // marshalData keeps the template data as JSON for inspection. Values JSON cannot hold (NaN,

@@ -174,70 +174,13 @@ func (g *Ingester) LastCommit() (Commit, bool) {
 
 // batch is the unit the evaluator hands to the committer: whole transactions only.
 type batch struct {
-	b      state.Batch
-	pos    cdc.Position
-	ops    int
-	bytes  int64 // state.Batch.Cost bytes, checked when the store reports MaxBatchBytes
-	txns   int
-	rows   int
-	msgs   int
-	commit time.Time // commit time of the last transaction
-	// slots is the binlog order of b.Schedules and b.Cancels: i >= 0 is Schedules[i], i < 0
-	// is Cancels[-i-1]. lastPerSlot uses it before the batch is applied.
-	slots []int
-}
-
-// schedule adds a reminder to the batch, in binlog order.
-func (b *batch) schedule(sc state.Schedule) {
-	b.slots = append(b.slots, len(b.b.Schedules))
-	b.b.Schedules = append(b.b.Schedules, sc)
-}
-
-// cancel adds a slot cancellation to the batch, in binlog order.
-func (b *batch) cancel(slot string) {
-	b.b.Cancels = append(b.b.Cancels, slot)
-	b.slots = append(b.slots, -len(b.b.Cancels))
-}
-
-// lastPerSlot keeps only the last schedule or cancel of each slot (in binlog order) and
-// returns how many it dropped. state.Apply applies all of a batch's Schedules before all of
-// its Cancels, so a group commit holding "cancel, then schedule again" of one slot would end
-// cancelled; with one effect per slot the order within Apply no longer matters, and the
-// result is the one applying every effect in binlog order gives (the reminder the row needs
-// now). The earlier effects' messages are never written: they would only have been
-// superseded in the same store transaction.
-func (b *batch) lastPerSlot() int {
-	if len(b.slots) < 2 {
-		b.slots = nil
-		return 0
-	}
-	slotOf := func(i int) string {
-		if i >= 0 {
-			return b.b.Schedules[i].Slot
-		}
-		return b.b.Cancels[-i-1]
-	}
-	last := make(map[string]int, len(b.slots))
-	for n, i := range b.slots {
-		last[slotOf(i)] = n
-	}
-	dropped := len(b.slots) - len(last)
-	if dropped > 0 {
-		var scheds []state.Schedule
-		var cancels []string
-		for n, i := range b.slots {
-			switch {
-			case last[slotOf(i)] != n:
-			case i >= 0:
-				scheds = append(scheds, b.b.Schedules[i])
-			default:
-				cancels = append(cancels, b.b.Cancels[-i-1])
-			}
-		}
-		b.b.Schedules, b.b.Cancels = scheds, cancels
-	}
-	b.slots = nil
-	return dropped
+	bld        Builder
+	checkpoint *state.Checkpoint
+	pos        cdc.Position
+	bytes      int64 // state.Batch.Cost bytes, checked when the store reports MaxBatchBytes
+	txns       int
+	rows       int
+	commit     time.Time // commit time of the last transaction
 }
 
 // Run consumes txns until the channel is closed, then commits what it holds and returns nil.
@@ -322,11 +265,11 @@ func (g *Ingester) evalLoop(ctx context.Context, txns <-chan *cdc.Txn, commits c
 			if err != nil {
 				return err
 			}
-			if part.ops > g.opts.MaxBatch || (g.maxBytes > 0 && part.bytes > g.maxBytes) {
+			if part.bld.Ops() > g.opts.MaxBatch || (g.maxBytes > 0 && part.bytes > g.maxBytes) {
 				return fmt.Errorf("ingest transaction at %s: %d store operations (~%d bytes), one store batch holds %d (%d bytes); a binlog transaction is never split: %w",
-					t.Position, part.ops, part.bytes, g.opts.MaxBatch, g.maxBytes, ErrTxnTooBig)
+					t.Position, part.bld.Ops(), part.bytes, g.opts.MaxBatch, g.maxBytes, ErrTxnTooBig)
 			}
-			if cur != nil && (cur.ops+part.ops > g.opts.MaxBatch || (g.maxBytes > 0 && cur.bytes+part.bytes > g.maxBytes)) {
+			if cur != nil && (cur.bld.Ops()+part.bld.Ops() > g.opts.MaxBatch || (g.maxBytes > 0 && cur.bytes+part.bytes > g.maxBytes)) {
 				if err := handoff(); err != nil {
 					return err
 				}
@@ -338,7 +281,7 @@ func (g *Ingester) evalLoop(ctx context.Context, txns <-chan *cdc.Txn, commits c
 			} else {
 				cur.merge(part)
 			}
-			if cur.ops >= g.opts.MaxBatch || (g.maxBytes > 0 && cur.bytes >= g.maxBytes*9/10) {
+			if cur.bld.Ops() >= g.opts.MaxBatch || (g.maxBytes > 0 && cur.bytes >= g.maxBytes*9/10) {
 				if err := handoff(); err != nil {
 					return err
 				}
@@ -355,43 +298,32 @@ var errCommitterStopped = fmt.Errorf("ingest: committer stopped")
 
 // merge appends the next transaction's part to b; the checkpoint moves to the later position.
 func (b *batch) merge(p *batch) {
-	for _, i := range p.slots {
-		if i >= 0 {
-			b.slots = append(b.slots, i+len(b.b.Schedules))
-		} else {
-			b.slots = append(b.slots, i-len(b.b.Cancels))
-		}
-	}
-	b.b.Messages = append(b.b.Messages, p.b.Messages...)
-	b.b.Schedules = append(b.b.Schedules, p.b.Schedules...)
-	b.b.Cancels = append(b.b.Cancels, p.b.Cancels...)
-	b.b.Digest = append(b.b.Digest, p.b.Digest...)
-	b.b.Checkpoint = p.b.Checkpoint
+	b.bld.Append(&p.bld)
+	b.checkpoint = p.checkpoint
 	b.pos = p.pos
-	b.ops += p.ops
 	b.bytes += p.bytes
 	b.txns += p.txns
 	b.rows += p.rows
-	b.msgs += p.msgs
 	b.commit = p.commit
 }
 
 // commitLoop applies batches one at a time until commits is closed.
 func (g *Ingester) commitLoop(ctx context.Context, commits <-chan *batch) error {
 	for b := range commits {
-		b.ops -= b.lastPerSlot()
+		sb, _ := b.bld.Finish()
+		sb.Checkpoint = b.checkpoint
 		start := time.Now()
-		res, err := g.opts.Store.Apply(ctx, &b.b)
+		res, err := g.opts.Store.Apply(ctx, sb)
 		took := time.Since(start)
 		if err != nil {
 			return fmt.Errorf("ingest commit of %d transactions up to %s: %w", b.txns, b.pos, err)
 		}
 		commitDuration.Update(took.Seconds())
 		commitsTotal.Inc()
-		c := &Commit{Checkpoint: *b.b.Checkpoint, Position: b.pos, Transactions: b.txns, Rows: b.rows,
-			Ops: b.ops, Result: res, Duration: took}
+		c := &Commit{Checkpoint: *b.checkpoint, Position: b.pos, Transactions: b.txns, Rows: b.rows,
+			Ops: b.bld.Ops(), Result: res, Duration: took}
 		g.committed.Store(c)
-		if b.msgs > 0 && g.opts.Kick != nil {
+		if b.bld.Messages() > 0 && g.opts.Kick != nil {
 			g.opts.Kick()
 		}
 		if g.opts.OnCommit != nil {

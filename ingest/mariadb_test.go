@@ -53,41 +53,47 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// ingestReplica runs cdc.Reader (on the replica, tables of db) → Ingester → st from `from`
-// until the committed checkpoint reaches the replica's current GTID position; it returns the
-// commits. Everything to read must already be replicated, so the reader delivers it in a
-// burst and FlushInterval groups many binlog transactions per Apply (group commit).
-func ingestReplica(t *testing.T, c *devdb.Cluster, db string, from cdc.Position, opts Options) []Commit {
-	t.Helper()
-	ctx := ctxT(t, 3*time.Minute)
+// ingestReplica runs cdc.Reader (on the replica, tables of db) → Ingester → opts.Store from
+// `from` until the committed checkpoint reaches the replica's current GTID position; it
+// returns the commits and the time from the start of reading to the last commit.
+// Everything to read must already be replicated, so the reader delivers it in a burst and
+// FlushInterval groups many binlog transactions per Apply (group commit).
+func ingestReplica(tb testing.TB, c *devdb.Cluster, db string, from cdc.Position, opts Options) ([]Commit, time.Duration) {
+	tb.Helper()
+	ctx := ctxT(tb, 5*time.Minute)
 	if err := c.WaitReplicated(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	until, err := c.Replica().GTIDBinlogPos(ctx)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	rd, err := cdc.New(cdc.Options{Addr: c.Replica().Addr, User: devdb.NotifierUser, Password: "notifier",
 		Flavor: "mariadb", ServerID: 3000 + benchIDs.Add(1), Include: []string{db + ".*"}, Logger: quiet})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer rd.Close()
 	done := make(chan struct{})
 	var commits []Commit
 	opts.Logger = quiet
+	onCommit := opts.OnCommit
 	opts.OnCommit = func(cm Commit) {
 		commits = append(commits, cm)
+		if onCommit != nil {
+			onCommit(cm)
+		}
 		if cm.Position.GTID == until {
 			close(done)
 		}
 	}
 	g, err := New(opts)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer g.Close()
 	rctx, stop := context.WithCancel(ctx)
+	start := time.Now()
 	txns := make(chan *cdc.Txn, 1024)
 	readErr := make(chan error, 1)
 	go func() { readErr <- rd.Run(rctx, from, txns); close(txns) }()
@@ -97,17 +103,18 @@ func ingestReplica(t *testing.T, c *devdb.Cluster, db string, from cdc.Position,
 	case <-done:
 	case err := <-ingErr:
 		stop()
-		t.Fatalf("ingest stopped before %s: %v", until, err)
+		tb.Fatalf("ingest stopped before %s: %v", until, err)
 	case <-ctx.Done():
 		stop()
-		t.Fatalf("ingest did not reach %s (%d commits)", until, len(commits))
+		tb.Fatalf("ingest did not reach %s (%d commits)", until, len(commits))
 	}
+	took := time.Since(start)
 	stop()
 	<-readErr
 	if err := <-ingErr; err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return commits
+	return commits, took
 }
 
 // pendingSlots returns the slots of the scheduled messages in st.
@@ -177,7 +184,7 @@ rules:
 
 	st := openStore(t)
 	// Batches of at most 400 operations: several group commits, each of many transactions.
-	commits := ingestReplica(t, c, db, from, Options{Store: st, Rules: set, FlushInterval: 200 * time.Millisecond, MaxBatch: 400})
+	commits, _ := ingestReplica(t, c, db, from, Options{Store: st, Rules: set, FlushInterval: 200 * time.Millisecond, MaxBatch: 400})
 	maxTxns := 0
 	for _, cm := range commits {
 		maxTxns = max(maxTxns, cm.Transactions)

@@ -16,5 +16,7 @@
 //     ErrRunning.
 //   - A tick missed while the service was down runs late, once, if it is no older than
 //     Options.CatchUp; older ones are skipped.
+//   - A page's effects become store operations as binlog rows' do (ingest.Builder), without
+//     the blast-radius guard: a sweep is a planned mass send, paced by the channels' rates.
 //   - Reads are throttled to Options.RowsPerSecond.
 package sweep

@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"notifier/cdc"
+	"notifier/ingest"
 	"notifier/rules"
 	"notifier/snapshot"
 )
@@ -84,8 +85,10 @@ func (s *Scheduler) run(ctx context.Context, sw *rules.Sweep, tick time.Time) (r
 				return res, fmt.Errorf("query result has no column %q (columns %v): %w", sw.KeyColumn, cols.Columns, ErrKeyColumn)
 			}
 		}
-		now := s.opts.Now()
-		b := builder{log: s.log}
+		// The blast-radius guard (max_per_minute) is not applied to sweeps: a sweep is a
+		// planned mass send, paced by the channels' rates.
+		var b ingest.Builder
+		src := ingest.Source{Origin: origin, Version: tick, Now: s.opts.Now()}
 		vals := make([]any, len(page.Fields))
 		for i := range page.Values {
 			for j := range vals {
@@ -100,9 +103,9 @@ func (s *Scheduler) run(ctx context.Context, sw *rules.Sweep, tick time.Time) (r
 				return res, fmt.Errorf("row %d after %s: key column %q is NULL: %w", i, cur.After.String(), sw.KeyColumn, ErrKeyColumn)
 			}
 			effects = set.EvaluateSweep(sw, row, tick, effects[:0])
-			keyText := snapshot.Values{key}.String()
+			src.Row = snapshot.Values{key}.String()
 			for k := range effects {
-				b.add(&effects[k], origin, keyText, tick, now)
+				s.add(&b, &effects[k], &src)
 			}
 			cur.After = snapshot.Values{key}
 		}
@@ -110,7 +113,7 @@ func (s *Scheduler) run(ctx context.Context, sw *rules.Sweep, tick time.Time) (r
 		n := len(page.Values)
 		page.Close()
 		cur.Rows += int64(n)
-		cur.Messages += int64(b.messages)
+		cur.Messages += int64(b.Messages())
 		cur.Done = n < s.opts.PageSize
 		if cur.Done {
 			cur.Finished = s.opts.Now().UTC()
@@ -119,13 +122,14 @@ func (s *Scheduler) run(ctx context.Context, sw *rules.Sweep, tick time.Time) (r
 		if err != nil {
 			return res, fmt.Errorf("encode cursor: %w", err)
 		}
-		b.batch.Cursors = map[string][]byte{CursorName(sw.Name): c}
-		if _, err := s.opts.Store.Apply(ctx, &b.batch); err != nil {
+		batch, _ := b.Finish()
+		batch.Cursors = map[string][]byte{CursorName(sw.Name): c}
+		if _, err := s.opts.Store.Apply(ctx, batch); err != nil {
 			return res, fmt.Errorf("commit %d rows after %s: %w", n, cur.After.String(), err)
 		}
 		rowsCounter(sw.Name).Add(n)
-		messagesCounter(sw.Name).Add(b.messages)
-		if b.messages > 0 && s.opts.Kick != nil {
+		messagesCounter(sw.Name).Add(b.Messages())
+		if b.Messages() > 0 && s.opts.Kick != nil {
 			s.opts.Kick()
 		}
 		res.Rows, res.Messages, res.Done = cur.Rows, cur.Messages, cur.Done

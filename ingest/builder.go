@@ -1,0 +1,242 @@
+package ingest
+
+import (
+	"strconv"
+	"time"
+
+	"notifier/rules"
+	"notifier/state"
+)
+
+// Builder turns rule effects into the operations of one state.Batch, the same way for every
+// source of rows (the binlog here, sweeps, snapshots through the Ingester):
+//
+//   - send and schedule effects become messages rendered now with their rule's template (a
+//     pending message never changes with a later rule or template edit); a render failure
+//     stores the message dead with reason template, a rule without a template dead with
+//     reason no_template (invariant 5);
+//   - a schedule of a slot becomes a state.Schedule (reconciled by slot), unless its message
+//     is dead or held: that is stored as a plain message and leaves the slot alone;
+//   - cancel effects cancel their slot; digest effects become digest items;
+//   - failed effects become dead messages with reason rule_error, keyed by the effect's key
+//     or, when the rule failed before computing one, "<rule>/error/<KeyOrigin>/<row>".
+//
+// Of the schedules and cancels of one slot added to a Builder, only the last reaches the
+// batch (see Finish). The zero Builder is ready to use; it is not safe for concurrent use.
+type Builder struct {
+	// Admit, if set, is asked about every message of a send or schedule effect that is not
+	// dead; false stores it held with reason rule_paused (ingest's blast-radius guard).
+	Admit func(eff *rules.Effect, m *state.Message) bool
+
+	batch state.Batch
+	// slots is the order of batch.Schedules and batch.Cancels: i >= 0 is Schedules[i],
+	// i < 0 is Cancels[-i-1].
+	slots    []int
+	ops      int
+	messages int
+}
+
+// Source says where the effects added next come from.
+type Source struct {
+	// Origin is stored as Message.Origin: the binlog position, "sweep:<name>@<tick>".
+	Origin string
+	// KeyOrigin and Row (or, when Row is empty, RowIndex) name the row in the key of a
+	// rule-error message whose rule failed before computing a key. KeyOrigin must be stable
+	// for the row (see KeyPosition); empty means Origin.
+	KeyOrigin string
+	Row       string
+	RowIndex  int
+	// Version orders effects on a reminder slot (state.Schedule.Version): the commit time of
+	// the change, the tick of a sweep.
+	Version time.Time
+	// Now is the creation time of the messages.
+	Now time.Time
+}
+
+// Add appends the store operations of eff and returns the message it created: for send and
+// schedule effects (possibly dead or held) and failed effects (dead, reason rule_error); nil
+// for cancel and digest effects. The caller logs and counts what it needs from it.
+func (b *Builder) Add(eff *rules.Effect, src *Source) *state.Message {
+	switch eff.Kind {
+	case rules.EffectCancel:
+		if eff.Slot != "" {
+			b.batch.Cancels = append(b.batch.Cancels, eff.Slot)
+			b.slots = append(b.slots, -len(b.batch.Cancels))
+			b.ops++
+		}
+		return nil
+	case rules.EffectDigest:
+		b.batch.Digest = append(b.batch.Digest, state.DigestItem{
+			Rule: ruleNameOf(eff), Group: eff.Group, Window: eff.Window, Item: eff.Key,
+			Data: marshalData(eff.Data), Channel: eff.Channel, To: eff.To,
+		})
+		b.ops++
+		return nil
+	case rules.EffectFailed:
+		m := failedMessage(eff, src)
+		b.batch.Messages = append(b.batch.Messages, m)
+		b.ops++
+		return m
+	case rules.EffectSend, rules.EffectSchedule:
+	default:
+		return nil
+	}
+	m := newMessage(eff, src)
+	if m.Status != state.StatusDead && b.Admit != nil && !b.Admit(eff, m) {
+		m.Status, m.Reason = state.StatusHeld, ReasonRulePaused
+	}
+	b.ops++
+	b.messages++
+	if eff.Kind == rules.EffectSchedule && eff.Slot != "" && m.Status == state.StatusScheduled {
+		b.slots = append(b.slots, len(b.batch.Schedules))
+		b.batch.Schedules = append(b.batch.Schedules, state.Schedule{Slot: eff.Slot, Message: m, Version: src.Version})
+		return m
+	}
+	b.batch.Messages = append(b.batch.Messages, m)
+	return m
+}
+
+// Ops is the number of store operations added (Finish may drop superseded ones).
+func (b *Builder) Ops() int { return b.ops }
+
+// Messages is the number of messages of send and schedule effects added.
+func (b *Builder) Messages() int { return b.messages }
+
+// Cost is state.Batch.Cost of what was added.
+func (b *Builder) Cost() (entries, bytes int64) { return b.batch.Cost() }
+
+// Append moves the operations of o (added after b's) into b; o must not be used afterwards.
+func (b *Builder) Append(o *Builder) {
+	for _, i := range o.slots {
+		if i >= 0 {
+			b.slots = append(b.slots, i+len(b.batch.Schedules))
+		} else {
+			b.slots = append(b.slots, i-len(b.batch.Cancels))
+		}
+	}
+	b.batch.Messages = append(b.batch.Messages, o.batch.Messages...)
+	b.batch.Schedules = append(b.batch.Schedules, o.batch.Schedules...)
+	b.batch.Cancels = append(b.batch.Cancels, o.batch.Cancels...)
+	b.batch.Digest = append(b.batch.Digest, o.batch.Digest...)
+	b.ops += o.ops
+	b.messages += o.messages
+}
+
+// Finish returns the batch (the caller adds Checkpoint and Cursors) and the number of
+// operations it dropped: of the schedules and cancels of one slot, only the last added is
+// kept. state.Apply applies all of a batch's Schedules before all of its Cancels, so a batch
+// holding "cancel, then schedule again" of one slot (e.g. a group commit of several binlog
+// transactions) would end cancelled; with one effect per slot the order within Apply no
+// longer matters, and the result is the one applying every effect in order gives. The
+// dropped effects' messages are never written: they would only have been superseded in the
+// same store transaction. The Builder must not be used after Finish.
+func (b *Builder) Finish() (batch *state.Batch, dropped int) {
+	if len(b.slots) > 1 {
+		dropped = b.lastPerSlot()
+	}
+	b.slots = nil
+	b.ops -= dropped
+	return &b.batch, dropped
+}
+
+func (b *Builder) lastPerSlot() int {
+	slotOf := func(i int) string {
+		if i >= 0 {
+			return b.batch.Schedules[i].Slot
+		}
+		return b.batch.Cancels[-i-1]
+	}
+	last := make(map[string]int, len(b.slots))
+	for n, i := range b.slots {
+		last[slotOf(i)] = n
+	}
+	dropped := len(b.slots) - len(last)
+	if dropped == 0 {
+		return 0
+	}
+	var scheds []state.Schedule
+	var cancels []string
+	for n, i := range b.slots {
+		switch {
+		case last[slotOf(i)] != n:
+		case i >= 0:
+			scheds = append(scheds, b.batch.Schedules[i])
+		default:
+			cancels = append(cancels, b.batch.Cancels[-i-1])
+		}
+	}
+	b.batch.Schedules, b.batch.Cancels = scheds, cancels
+	return dropped
+}
+
+func ruleNameOf(eff *rules.Effect) string {
+	if eff.Rule != nil {
+		return eff.Rule.Name
+	}
+	return ""
+}
+
+// newMessage builds the stored message of a send or schedule effect, rendering its text now.
+func newMessage(eff *rules.Effect, src *Source) *state.Message {
+	now := src.Now
+	m := &state.Message{
+		Key:       eff.Key,
+		Rule:      ruleNameOf(eff),
+		Channel:   eff.Channel,
+		To:        eff.To,
+		Data:      marshalData(eff.Data),
+		Status:    state.StatusReady,
+		CreatedAt: now,
+		DueAt:     now,
+		UpdatedAt: now,
+		Origin:    src.Origin,
+	}
+	if eff.Kind == rules.EffectSchedule {
+		m.Status = state.StatusScheduled
+		m.DueAt = eff.At
+		m.Slot = eff.Slot
+		if eff.Rule != nil {
+			m.Recheck = eff.Rule.Recheck
+		}
+	}
+	if eff.Rule == nil || eff.Rule.Template == nil {
+		m.Status, m.Reason, m.LastError = state.StatusDead, ReasonNoTemplate, "rule has no template"
+		m.DueAt = time.Time{}
+		return m
+	}
+	out, err := eff.Rule.Template.Render(eff.Data)
+	if err != nil {
+		m.Status, m.Reason, m.LastError = state.StatusDead, ReasonTemplate, err.Error()
+		m.DueAt = time.Time{}
+		return m
+	}
+	m.Subject, m.Text, m.HTML = out.Subject, out.Text, out.HTML
+	return m
+}
+
+// failedMessage builds the dead message recording a rule that failed on a row. Its key is
+// the effect's key when the rule got that far, else derived from the rule and the row's
+// stable coordinates, so a replay of the same row finds it instead of adding another.
+func failedMessage(eff *rules.Effect, src *Source) *state.Message {
+	key := eff.Key
+	if key == "" {
+		origin, row := src.KeyOrigin, src.Row
+		if origin == "" {
+			origin = src.Origin
+		}
+		if row == "" {
+			row = strconv.Itoa(src.RowIndex)
+		}
+		key = ruleNameOf(eff) + "/error/" + origin + "/" + row
+	}
+	msg := "rule failed"
+	if eff.Err != nil {
+		msg = eff.Err.Error()
+	}
+	return &state.Message{
+		Key: key, Rule: ruleNameOf(eff), Channel: eff.Channel, To: eff.To,
+		Data:   marshalData(eff.Data),
+		Status: state.StatusDead, Reason: ReasonRuleError, LastError: msg,
+		CreatedAt: src.Now, UpdatedAt: src.Now, Origin: src.Origin,
+	}
+}
