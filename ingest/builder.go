@@ -21,8 +21,8 @@ import (
 //   - failed effects become dead messages with reason rule_error, keyed by the effect's key
 //     or, when the rule failed before computing one, "<rule>/error/<KeyOrigin>/<row>".
 //
-// Of the schedules and cancels of one slot added to a Builder, only the last reaches the
-// batch (see Finish). The zero Builder is ready to use; it is not safe for concurrent use.
+// Effects on one slot apply in the order they were added (see Finish). The zero Builder is
+// ready to use; it is not safe for concurrent use.
 type Builder struct {
 	// Admit, if set, is asked about every message of a send or schedule effect that is not
 	// dead; false stores it held with reason rule_paused (ingest's blast-radius guard).
@@ -123,49 +123,45 @@ func (b *Builder) Append(o *Builder) {
 }
 
 // Finish returns the batch (the caller adds Checkpoint and Cursors) and the number of
-// operations it dropped: of the schedules and cancels of one slot, only the last added is
-// kept. state.Apply applies all of a batch's Schedules before all of its Cancels, so a batch
-// holding "cancel, then schedule again" of one slot (e.g. a group commit of several binlog
-// transactions) would end cancelled; with one effect per slot the order within Apply no
-// longer matters, and the result is the one applying every effect in order gives. The
-// dropped effects' messages are never written: they would only have been superseded in the
-// same store transaction. The Builder must not be used after Finish.
+// operations it dropped: every cancel of a slot that a later schedule of the same slot
+// follows in the batch. state.Apply applies all of a batch's Schedules (in order) before all
+// of its Cancels, which is binlog order except for "cancel, then schedule again" (e.g. in a
+// group commit of several binlog transactions): that would end cancelled. Without those
+// cancels the result is the one applying every effect in order gives: the later schedule
+// replaces (cancels, reason rescheduled) or revives what the cancel would have cancelled.
+// A cancel after a slot's last schedule stays, and so do the schedules, so the store still
+// records a reminder scheduled and cancelled within one batch. The Builder must not be used
+// after Finish.
 func (b *Builder) Finish() (batch *state.Batch, dropped int) {
-	if len(b.slots) > 1 {
-		dropped = b.lastPerSlot()
-	}
+	dropped = b.dropCancelsBeforeSchedules()
 	b.slots = nil
 	b.ops -= dropped
 	return &b.batch, dropped
 }
 
-func (b *Builder) lastPerSlot() int {
-	slotOf := func(i int) string {
-		if i >= 0 {
-			return b.batch.Schedules[i].Slot
-		}
-		return b.batch.Cancels[-i-1]
-	}
-	last := make(map[string]int, len(b.slots))
-	for n, i := range b.slots {
-		last[slotOf(i)] = n
-	}
-	dropped := len(b.slots) - len(last)
-	if dropped == 0 {
+func (b *Builder) dropCancelsBeforeSchedules() int {
+	if len(b.batch.Cancels) == 0 || len(b.batch.Schedules) == 0 {
 		return 0
 	}
-	var scheds []state.Schedule
-	var cancels []string
+	lastSchedule := make(map[string]int, len(b.batch.Schedules)) // slot → its last schedule's place in b.slots
 	for n, i := range b.slots {
-		switch {
-		case last[slotOf(i)] != n:
-		case i >= 0:
-			scheds = append(scheds, b.batch.Schedules[i])
-		default:
-			cancels = append(cancels, b.batch.Cancels[-i-1])
+		if i >= 0 {
+			lastSchedule[b.batch.Schedules[i].Slot] = n
 		}
 	}
-	b.batch.Schedules, b.batch.Cancels = scheds, cancels
+	cancels := b.batch.Cancels[:0:0]
+	for n, i := range b.slots {
+		if i >= 0 {
+			continue
+		}
+		slot := b.batch.Cancels[-i-1]
+		if last, ok := lastSchedule[slot]; ok && last > n {
+			continue
+		}
+		cancels = append(cancels, slot)
+	}
+	dropped := len(b.batch.Cancels) - len(cancels)
+	b.batch.Cancels = cancels
 	return dropped
 }
 

@@ -16,10 +16,10 @@
 //   - Invariant 2 (deterministic keys): rules build default keys from KeyPosition, the GTID
 //     set alone where the server has GTIDs (file:pos otherwise), so a fail-over to another
 //     replica of the same source re-derives the same keys.
-//   - Reminder slots follow binlog order: of the schedules and cancels a group commit holds
-//     for one slot, only the last is applied (state.Apply applies a batch's schedules before
-//     its cancels), so a row flipped back and forth ends with the reminder its last change
-//     asks for, as with one Apply per transaction.
+//   - Reminder slots follow binlog order: state.Apply applies a batch's schedules before its
+//     cancels, so a cancel that a later schedule of its slot follows in the same group commit
+//     is left out (Builder.Finish); a row flipped back and forth ends with the reminder its
+//     last change asks for, as with one Apply per transaction.
 //   - One Builder turns effects into store operations for every row source: the binlog here,
 //     sweeps (package sweep) and snapshots (through an Ingester).
 //   - Evaluation overlaps the commit: a committer goroutine fsyncs batch N while the evaluator
