@@ -46,8 +46,12 @@ type Source struct {
 	KeyOrigin string
 	Row       string
 	RowIndex  int
-	// Version orders effects on a reminder slot (state.Schedule.Version): the commit time of
-	// the change, the tick of a sweep.
+	// TxnVersion orders the effects of a binlog transaction on reminder slots
+	// (state.Schedule.TxnVersion, Batch.CancelVersions): TxnVersion of its position. Zero
+	// for rows of a snapshot, which must neither hide a later binlog change nor be hidden.
+	TxnVersion uint64
+	// Version orders the effects of other sources on reminder slots (state.Schedule.Version):
+	// the tick of a sweep. Used only when TxnVersion is zero.
 	Version time.Time
 	// Now is the creation time of the messages.
 	Now time.Time
@@ -61,6 +65,7 @@ func (b *Builder) Add(eff *rules.Effect, src *Source) *state.Message {
 	case rules.EffectCancel:
 		if eff.Slot != "" {
 			b.batch.Cancels = append(b.batch.Cancels, eff.Slot)
+			b.batch.CancelVersions = append(b.batch.CancelVersions, src.TxnVersion)
 			b.slots = append(b.slots, -len(b.batch.Cancels))
 			b.ops++
 		}
@@ -89,7 +94,7 @@ func (b *Builder) Add(eff *rules.Effect, src *Source) *state.Message {
 	b.messages++
 	if eff.Kind == rules.EffectSchedule && eff.Slot != "" && m.Status == state.StatusScheduled {
 		b.slots = append(b.slots, len(b.batch.Schedules))
-		b.batch.Schedules = append(b.batch.Schedules, state.Schedule{Slot: eff.Slot, Message: m, Version: src.Version})
+		b.batch.Schedules = append(b.batch.Schedules, state.Schedule{Slot: eff.Slot, Message: m, TxnVersion: src.TxnVersion, Version: src.Version})
 		return m
 	}
 	b.batch.Messages = append(b.batch.Messages, m)
@@ -117,6 +122,7 @@ func (b *Builder) Append(o *Builder) {
 	b.batch.Messages = append(b.batch.Messages, o.batch.Messages...)
 	b.batch.Schedules = append(b.batch.Schedules, o.batch.Schedules...)
 	b.batch.Cancels = append(b.batch.Cancels, o.batch.Cancels...)
+	b.batch.CancelVersions = append(b.batch.CancelVersions, o.batch.CancelVersions...)
 	b.batch.Digest = append(b.batch.Digest, o.batch.Digest...)
 	b.ops += o.ops
 	b.messages += o.messages
@@ -124,7 +130,8 @@ func (b *Builder) Append(o *Builder) {
 
 // Finish returns the batch (the caller adds Checkpoint and Cursors) and the number of
 // operations it dropped: every cancel of a slot that a later schedule of the same slot
-// follows in the batch. state.Apply applies all of a batch's Schedules (in order) before all
+// follows in the batch. (With transaction versions state.Apply would skip such a cancel of
+// an older transaction by itself; unversioned cancels, e.g. of a snapshot, still need this.) state.Apply applies all of a batch's Schedules (in order) before all
 // of its Cancels, which is binlog order except for "cancel, then schedule again" (e.g. in a
 // group commit of several binlog transactions): that would end cancelled. Without those
 // cancels the result is the one applying every effect in order gives: the later schedule
@@ -149,7 +156,7 @@ func (b *Builder) dropCancelsBeforeSchedules() int {
 			lastSchedule[b.batch.Schedules[i].Slot] = n
 		}
 	}
-	cancels := b.batch.Cancels[:0:0]
+	cancels, versions := b.batch.Cancels[:0:0], b.batch.CancelVersions[:0:0]
 	for n, i := range b.slots {
 		if i >= 0 {
 			continue
@@ -159,9 +166,10 @@ func (b *Builder) dropCancelsBeforeSchedules() int {
 			continue
 		}
 		cancels = append(cancels, slot)
+		versions = append(versions, b.batch.CancelVersions[-i-1])
 	}
 	dropped := len(b.batch.Cancels) - len(cancels)
-	b.batch.Cancels = cancels
+	b.batch.Cancels, b.batch.CancelVersions = cancels, versions
 	return dropped
 }
 

@@ -20,6 +20,12 @@
 //     cancels, so a cancel that a later schedule of its slot follows in the same group commit
 //     is left out (Builder.Finish); a row flipped back and forth ends with the reminder its
 //     last change asks for, as with one Apply per transaction.
+//   - Reminder slots converge on replay (invariant 2): every effect on a slot carries its
+//     transaction's version (TxnVersion: the size of the GTID set after it, or file index and
+//     pos without GTIDs), strictly increasing along the binlog and the same on every replay;
+//     state.Apply skips an effect not newer than its slot's, so a replay from an older
+//     checkpoint never brings back, even briefly, a reminder a later transaction moved or
+//     cancelled. Snapshot rows have no version (they never hide a later binlog change).
 //   - One Builder turns effects into store operations for every row source: the binlog here,
 //     sweeps (package sweep) and snapshots (through an Ingester).
 //   - Evaluation overlaps the commit: a committer goroutine fsyncs batch N while the evaluator

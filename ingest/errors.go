@@ -12,6 +12,9 @@ var (
 	ErrNoRules = errors.New("no rule set")
 	// ErrNoStore: Options.Store is nil.
 	ErrNoStore = errors.New("no store")
+	// ErrTxnVersion: a transaction's position yields no version (TxnVersion): a GTID set or a
+	// binlog file name in an unknown form, or a version over state.MaxTxnVersion.
+	ErrTxnVersion = errors.New("no transaction version for position")
 )
 
 // Reasons stored on messages the pipeline itself marks dead.

@@ -38,7 +38,8 @@ func newEvaluator(g *Ingester) evaluator {
 
 // evaluate evaluates every change of t with the current rule set and returns the store
 // operations, with the checkpoint set to t's position. It fails only on a broken invariant of
-// the input (none today); rule and template failures become dead messages.
+// the input (a position without a transaction version, see TxnVersion); rule and template
+// failures become dead messages.
 func (e *evaluator) evaluate(t *cdc.Txn) (*batch, error) {
 	set := e.g.rules.Load()
 	if set != e.set || e.gen == nil {
@@ -62,7 +63,16 @@ func (e *evaluator) evaluate(t *cdc.Txn) (*batch, error) {
 	if e.guardAt.IsZero() {
 		e.guardAt = now
 	}
-	src := Source{Origin: pos, KeyOrigin: keyPos, Version: t.CommitTime, Now: now}
+	src := Source{Origin: pos, KeyOrigin: keyPos, Now: now}
+	if len(t.Changes) > 0 && t.Changes[0].Op != cdc.OpSnapshot {
+		// Reminder slots are ordered by the transaction's place in the binlog, not by its
+		// commit time; snapshot rows (whose Position is a page token) stay unversioned.
+		v, err := TxnVersion(t.Position)
+		if err != nil {
+			return nil, fmt.Errorf("ingest transaction: %w", err)
+		}
+		src.TxnVersion = v
+	}
 	for i := range t.Changes {
 		ch := &t.Changes[i]
 		e.countRow(ch)

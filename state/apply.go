@@ -35,6 +35,9 @@ type Batch struct {
 	Schedules []Schedule
 	// Cancels are slots "<rule>/<entity>" whose pending reminder is cancelled.
 	Cancels []string
+	// CancelVersions[i] is the transaction version of Cancels[i], as Schedule.TxnVersion;
+	// missing or 0: the cancel is unversioned (always applied, the slot keeps its version).
+	CancelVersions []uint64
 	// Digest items are added to their window, if absent by (Rule, Group, Window, Item).
 	Digest []DigestItem
 }
@@ -49,15 +52,85 @@ type Batch struct {
 //     held), is cancelled with ReasonRescheduled; the new message is inserted (or revived) and
 //     the slot points to it. A new key that was already sent is not sent again.
 //
-// Each slot remembers the newest Version applied to it; a Schedule or Cancel older than that
-// is a replay of an older batch and changes nothing, so replays converge to the same schedule
-// without firing intermediate states.
+// Each slot remembers the version of the newest effect applied to it; a Schedule or Cancel
+// that is not newer is a replay and changes nothing, so replays converge to the same schedule
+// without firing intermediate states (DESIGN.md, invariant 2). Versions come in two kinds:
+//
+//   - TxnVersion, for effects of binlog transactions: the transaction's version, strictly
+//     increasing along the binlog and the same on every replay (ingest.TxnVersion). An effect
+//     whose TxnVersion is <= the slot's is skipped: lower is an older transaction, equal is
+//     the same transaction again, whose effects are already stored. The one exception is a
+//     transaction that touches a slot more than once: its later effects in the same Apply are
+//     applied in order (so a transaction's slot effects must all be in one Apply; ingest
+//     never splits a transaction).
+//   - Version, a time, for effects of other sources (a sweep's tick): one older than the
+//     slot's time is skipped, an equal one applied.
+//
+// An effect with neither (a snapshot row) is always applied and leaves the slot's version as
+// it is. Versions of different kinds do not compare: such an effect is applied and the slot
+// takes its version. That is also the upgrade path: slots written before TxnVersion existed
+// hold the commit time (ms) of their last binlog change, a time-kind version, and the first
+// binlog effect on each of them is applied and converts it.
 type Schedule struct {
 	Slot    string
 	Message *Message // Status Scheduled (zero means Scheduled); DueAt = fire time, required
-	// Version orders effects on a slot: the commit time of the change. Zero means the batch's
-	// Checkpoint.CommitTime; if both are zero the effect is always applied.
+	// TxnVersion is the version of the binlog transaction of the effect; 0 = none. It must be
+	// below 1<<62.
+	TxnVersion uint64
+	// Version orders effects that do not come from the binlog (a sweep's tick); used only when
+	// TxnVersion is 0. Zero: none.
 	Version time.Time
+}
+
+// MaxTxnVersion is the largest Schedule.TxnVersion (and CancelVersions entry) Apply accepts.
+const MaxTxnVersion = 1<<62 - 1
+
+// A slot record's version (8 bytes, see encodeSlot) is 0 (none), a time in unix ms (the
+// time kind), or txnVersionTag|TxnVersion (the transaction kind).
+const txnVersionTag = int64(1) << 62
+
+func txnKind(v int64) bool { return v&txnVersionTag != 0 }
+
+// scheduleVersion is the slot-record version of sc.
+func scheduleVersion(sc Schedule) int64 {
+	switch {
+	case sc.TxnVersion != 0:
+		return txnVersionTag | int64(sc.TxnVersion)
+	case !sc.Version.IsZero():
+		return unixMs(sc.Version)
+	}
+	return 0
+}
+
+// cancelVersion is the slot-record version of b.Cancels[i].
+func (b *Batch) cancelVersion(i int) int64 {
+	if i < len(b.CancelVersions) && b.CancelVersions[i] != 0 {
+		return txnVersionTag | int64(b.CancelVersions[i])
+	}
+	return 0
+}
+
+// stale reports whether an effect at version v on a slot at version slotVer is a replay that
+// changes nothing (see Schedule). again: this Apply already applied an effect at v to the slot.
+func stale(v, slotVer int64, again bool) bool {
+	switch {
+	case v == 0 || slotVer == 0 || txnKind(v) != txnKind(slotVer):
+		return false
+	case txnKind(v):
+		return v < slotVer || (v == slotVer && !again)
+	}
+	return v < slotVer
+}
+
+// nextVersion is the slot's version after an effect at v was applied to it at slotVer.
+func nextVersion(v, slotVer int64) int64 {
+	switch {
+	case v == 0:
+		return slotVer
+	case slotVer == 0 || txnKind(v) != txnKind(slotVer):
+		return v
+	}
+	return max(v, slotVer)
 }
 
 // DigestItem is one item of a digest window. The window is identified by (Rule, Group,
@@ -167,6 +240,17 @@ func (b *Batch) validate() error {
 		if st := sc.Message.Status; st != 0 && st != StatusScheduled {
 			return fmt.Errorf("batch schedule %q: status %s, want scheduled: %w", sc.Message.Key, st, ErrInvalid)
 		}
+		if sc.TxnVersion > MaxTxnVersion {
+			return fmt.Errorf("batch schedule %q: transaction version %d over %d: %w", sc.Message.Key, sc.TxnVersion, uint64(MaxTxnVersion), ErrInvalid)
+		}
+	}
+	if len(b.CancelVersions) > len(b.Cancels) {
+		return fmt.Errorf("batch: %d cancel versions for %d cancels: %w", len(b.CancelVersions), len(b.Cancels), ErrInvalid)
+	}
+	for i, v := range b.CancelVersions {
+		if v > MaxTxnVersion {
+			return fmt.Errorf("batch cancel %q: transaction version %d over %d: %w", b.Cancels[i], v, uint64(MaxTxnVersion), ErrInvalid)
+		}
 	}
 	for i, d := range b.Digest {
 		if d.Rule == "" || d.Item == "" || d.Window.IsZero() {
@@ -195,14 +279,10 @@ func (s *Store) Apply(ctx context.Context, b *Batch) (ApplyResult, error) {
 			n, entries, bytes, s.maxBatchEntries(), s.MaxBatchBytes(), ErrBatchTooBig)
 	}
 	now := s.opts.Now()
-	var version int64
-	if b.Checkpoint != nil {
-		version = unixMs(b.Checkpoint.CommitTime)
-	}
 	var res ApplyResult
 	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
 		res = ApplyResult{}
-		if err := applyEffects(txn, fx, b, version, now, &res); err != nil {
+		if err := applyEffects(txn, fx, b, now, &res); err != nil {
 			return err
 		}
 		return ctx.Err() // the side effect (commit) comes next
@@ -217,7 +297,7 @@ func (s *Store) Apply(ctx context.Context, b *Batch) (ApplyResult, error) {
 }
 
 // applyEffects writes every effect of b and its checkpoint in txn.
-func applyEffects(txn *badger.Txn, fx *effects, b *Batch, version int64, now time.Time, res *ApplyResult) error {
+func applyEffects(txn *badger.Txn, fx *effects, b *Batch, now time.Time, res *ApplyResult) error {
 	for _, m := range b.Messages {
 		ok, err := insertMessage(txn, fx, m, now)
 		if err != nil {
@@ -229,17 +309,14 @@ func applyEffects(txn *badger.Txn, fx *effects, b *Batch, version int64, now tim
 			res.Existing++
 		}
 	}
+	applied := appliedVersions{} // per slot, the version of the last effect this Apply applied
 	for _, sc := range b.Schedules {
-		v := version
-		if !sc.Version.IsZero() {
-			v = unixMs(sc.Version)
-		}
-		if err := reconcile(txn, fx, sc, v, now, res); err != nil {
+		if err := reconcile(txn, fx, sc, scheduleVersion(sc), applied, now, res); err != nil {
 			return err
 		}
 	}
-	for _, slot := range b.Cancels {
-		if err := cancelSlot(txn, fx, slot, version, now, res); err != nil {
+	for i, slot := range b.Cancels {
+		if err := cancelSlot(txn, fx, slot, b.cancelVersion(i), applied, now, res); err != nil {
 			return err
 		}
 	}
@@ -367,16 +444,27 @@ func readSlot(txn *badger.Txn, slot string) (version int64, key string, ok bool,
 	return version, key, true, nil
 }
 
+// appliedVersions maps a slot to the version of the last effect an Apply applied to it.
+type appliedVersions map[string]int64
+
+// again reports whether an effect at v on slot follows one of the same version (the same
+// transaction) in this Apply.
+func (a appliedVersions) again(slot string, v int64) bool {
+	w, ok := a[slot]
+	return ok && w == v
+}
+
 // reconcile applies one Schedule (see its doc) at version v.
-func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, now time.Time, res *ApplyResult) error {
+func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, applied appliedVersions, now time.Time, res *ApplyResult) error {
 	slotVer, slotMsg, have, err := readSlot(txn, sc.Slot)
 	if err != nil {
 		return err
 	}
-	if have && v != 0 && slotVer > v {
-		res.Existing++ // a replay of an older batch
+	if have && stale(v, slotVer, applied.again(sc.Slot, v)) {
+		res.Existing++ // a replay
 		return nil
 	}
+	applied[sc.Slot] = v
 	m := withDefaults(sc.Message, StatusScheduled, now)
 	m.Slot = sc.Slot
 	replaced := false
@@ -429,8 +517,8 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, now time.Time
 			res.Existing++
 		}
 	}
-	if !have || slotMsg != m.Key || v > slotVer {
-		if err := txn.Set(slotKey(sc.Slot), encodeSlot(max(v, slotVer), m.Key)); err != nil {
+	if next := nextVersion(v, slotVer); !have || slotMsg != m.Key || next != slotVer {
+		if err := txn.Set(slotKey(sc.Slot), encodeSlot(next, m.Key)); err != nil {
 			return fmt.Errorf("write slot %q: %w", sc.Slot, err)
 		}
 	}
@@ -438,15 +526,16 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, now time.Time
 }
 
 // cancelSlot cancels the pending reminder of slot, if any, at version v.
-func cancelSlot(txn *badger.Txn, fx *effects, slot string, v int64, now time.Time, res *ApplyResult) error {
+func cancelSlot(txn *badger.Txn, fx *effects, slot string, v int64, applied appliedVersions, now time.Time, res *ApplyResult) error {
 	slotVer, key, have, err := readSlot(txn, slot)
 	if err != nil || !have {
 		return err
 	}
-	if v != 0 && slotVer > v {
-		res.Existing++
+	if stale(v, slotVer, applied.again(slot, v)) {
+		res.Existing++ // a replay
 		return nil
 	}
+	applied[slot] = v
 	m, prev, err := getMessage(txn, key)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -460,8 +549,8 @@ func cancelSlot(txn *badger.Txn, fx *effects, slot string, v int64, now time.Tim
 	default:
 		res.Existing++
 	}
-	if v > slotVer {
-		if err := txn.Set(slotKey(slot), encodeSlot(v, key)); err != nil {
+	if next := nextVersion(v, slotVer); next != slotVer {
+		if err := txn.Set(slotKey(slot), encodeSlot(next, key)); err != nil {
 			return fmt.Errorf("write slot %q: %w", slot, err)
 		}
 	}

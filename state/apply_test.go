@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -204,14 +205,14 @@ func TestASentReminderIsNotResentAndANewTimeGetsANewMessage(t *testing.T) {
 
 func TestReplayOfOlderBatchesConvergesToTheSameSchedule(t *testing.T) {
 	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
-	cp := func(sec int) *Checkpoint {
-		return &Checkpoint{Position: "p", CommitTime: t0.Add(time.Duration(sec) * time.Second)}
-	}
+	// Every transaction committed in the same second (MariaDB's commit time resolution):
+	// only the transaction versions order them.
+	cp := func(v int) *Checkpoint { return &Checkpoint{Position: fmt.Sprint("0-1-", v), CommitTime: t0} }
 	history := []*Batch{
-		{Checkpoint: cp(1), Schedules: []Schedule{{Slot: "pay/1", Message: reminder("1@1", at(1))}, {Slot: "pay/2", Message: reminder("2@1", at(1))}}},
-		{Checkpoint: cp(2), Schedules: []Schedule{{Slot: "pay/1", Message: reminder("1@2", at(2))}}},
-		{Checkpoint: cp(3), Cancels: []string{"pay/2"}},
-		{Checkpoint: cp(4), Schedules: []Schedule{{Slot: "pay/1", Message: reminder("1@3", at(3))}}},
+		{Checkpoint: cp(1), Schedules: []Schedule{{Slot: "pay/1", Message: reminder("1@1", at(1)), TxnVersion: 1}, {Slot: "pay/2", Message: reminder("2@1", at(1)), TxnVersion: 1}}},
+		{Checkpoint: cp(2), Schedules: []Schedule{{Slot: "pay/1", Message: reminder("1@2", at(2)), TxnVersion: 2}}},
+		{Checkpoint: cp(3), Cancels: []string{"pay/2"}, CancelVersions: []uint64{3}},
+		{Checkpoint: cp(4), Schedules: []Schedule{{Slot: "pay/1", Message: reminder("1@3", at(3)), TxnVersion: 4}}},
 	}
 	s, _ := openTestStore(t)
 	for _, b := range history {
