@@ -79,6 +79,10 @@ func TestOpsReplayRepeatsNothingAndNewRulesProduceTheirs(t *testing.T) {
 	svc := e.start()
 	e.exec(insertContract(1, "active", "Ann"), insertContract(2, "active", "Bob"))
 	e.sentinel(90)
+	// The provider has them; the outcome is written right after its answer.
+	waitFor(t, "3 messages sent in the store", 30*time.Second, func() bool {
+		return opsJSON[admin.StatusReport](t, append([]string{"status"}, cfg...)...).Counts["sent"] == 3
+	})
 
 	out, errOut := opsCLI(t, append([]string{"status"}, cfg...)...)
 	if !strings.HasPrefix(errOut, "online: via http://"+addr) {
