@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/driver"
@@ -27,6 +28,8 @@ type Reader struct {
 	cancel  context.CancelFunc
 	db      *sql.DB
 	flavor  string
+
+	live atomic.Int32 // open binlog streams of this Reader (status.go)
 }
 
 // New validates opts and returns a Reader. It does not connect: Run does.

@@ -131,8 +131,8 @@ func (s *session) stream(cfg replication.BinlogSyncerConfig) error {
 		return err
 	}
 	s.r.opts.Logger.Info("binlog connected", "addr", s.r.opts.Addr, "from", s.start.String())
-	connected.Add(1)
-	defer connected.Add(-1)
+	s.r.setConnected(true)
+	defer s.r.setConnected(false)
 	// With a synchronous handler the streamer only ever carries the terminating error.
 	_, err = streamer.GetEvent(s.ctx)
 	return err

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -92,6 +93,7 @@ type service struct {
 	snd    *sender.Sender
 	sweeps *sweep.Scheduler
 	start  time.Time
+	reader atomic.Pointer[cdc.Reader] // the pipeline's current binlog reader (status)
 
 	reloadMu        sync.Mutex
 	lastReload      time.Time
@@ -302,6 +304,7 @@ func (s *service) pipeline(ctx context.Context, src cdc.Options) error {
 		if err != nil {
 			return fmt.Errorf("binlog reader: %w", err)
 		}
+		s.reader.Store(reader)
 		s.log.Info("reading binlog", "addr", s.cfg.Source.Addr, "from", from.String(), "tables", src.Include)
 
 		readCtx, stopRead := context.WithCancel(ctx)
@@ -410,7 +413,11 @@ func (s *service) status() admin.Status {
 	st.PausedRules = s.ing.PausedRules()
 	if c, ok := s.ing.LastCommit(); ok {
 		st.Position = c.Checkpoint.Position
-		st.BinlogConnected = true
+	}
+	// Connected from the reader itself, not from a commit: an idle database commits nothing
+	// after a restart, and /readyz must still become ready.
+	if r := s.reader.Load(); r != nil {
+		st.BinlogConnected = r.Connected()
 	}
 	st.Lag = s.ing.Lag()
 	s.reloadMu.Lock()
