@@ -83,6 +83,15 @@ type SenderConfig struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"` // how long a stop waits for in-flight sends (default 30s)
 	// DigestInterval is how often closed digest windows are flushed (default 1s).
 	DigestInterval time.Duration `yaml:"digest_interval"`
+	// Receipts, when set, mounts the providers' delivery-status callbacks on the admin server.
+	Receipts *ReceiptsConfig `yaml:"receipts"`
+}
+
+// ReceiptsConfig is POST /receipts on the admin server: delivery reports from the providers
+// (our JSON, Twilio status callbacks, Vonage DLRs). It is not behind the admin token: every
+// request must carry Secret in the X-Notifier-Token header or the token query parameter.
+type ReceiptsConfig struct {
+	Secret secret.Secret `yaml:"secret"` // {env: VAR} or {file: path}; required
 }
 
 // AdminConfig is the admin/metrics HTTP server.
@@ -251,6 +260,15 @@ func (c *Config) validate() error {
 	}
 	if c.Admin.TokenFile != "" {
 		c.Admin.TokenFile = c.resolve(c.Admin.TokenFile)
+	}
+	if r := c.Sender.Receipts; r != nil {
+		if r.Secret.IsZero() {
+			bad(0, "sender.receipts.secret: required ({env: VAR} or {file: path})")
+		}
+		if c.Admin.Listen == "" {
+			bad(0, "sender.receipts: needs admin.listen (the callbacks are served by the admin server)")
+		}
+		r.Secret.File = c.resolve(r.Secret.File)
 	}
 	return errors.Join(errs...)
 }

@@ -109,3 +109,29 @@ func TestRulesTestShowsTheRenderedMessageOfOneChange(t *testing.T) {
 		t.Fatalf("output:\n%s\nwant it to start with:\n%s", stdout.String(), want)
 	}
 }
+
+func TestReceiptsConfigNeedsASecretSourceAndTheAdminServer(t *testing.T) {
+	withReceipts := func(body string) string {
+		return minimalConfig + "sender:\n  receipts:\n" + body + "admin:\n  listen: 127.0.0.1:0\n"
+	}
+	c, err := ParseConfig("/etc/notifier/n.yaml", []byte(withReceipts("    secret: {file: receipts.secret}\n")))
+	must(t, err)
+	if r := c.Sender.Receipts; r == nil || r.Secret.File != "/etc/notifier/receipts.secret" {
+		t.Fatalf("sender.receipts = %+v, want the secret file relative to the config file", r)
+	}
+	for _, tc := range []struct{ name, src, want string }{
+		{"inline secret", withReceipts("    secret: hunter2\n"), "inline secret refused"},
+		{"no secret", withReceipts("    {}\n"), "sender.receipts.secret: required"},
+		{"no admin server", minimalConfig + "sender:\n  receipts:\n    secret: {env: X}\n", "sender.receipts: needs admin.listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig("cfg.yaml", []byte(tc.src))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error repeats the secret: %v", err)
+			}
+		})
+	}
+}

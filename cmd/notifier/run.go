@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"notifier/ingest"
 	"notifier/rules"
 	"notifier/sender"
+	"notifier/sender/webhook"
 	"notifier/state"
 	"notifier/sweep"
 )
@@ -271,17 +273,37 @@ func (s *service) startAdmin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	extra, err := s.receiptRoutes()
+	if err != nil {
+		return err
+	}
 	srv, err := admin.New(admin.Options{Listen: s.cfg.Admin.Listen, Token: token, Store: s.store,
 		Status: s.status, Reload: s.reload, Rewind: s.rewind, Version: version, Now: s.now,
-		Logger: s.log.With("component", "admin")})
+		Extra: extra, Logger: s.log.With("component", "admin")})
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	s.stack.push("admin", func() error { _ = srv.Close(); return <-done })
-	s.log.Info("admin server", "listen", s.cfg.Admin.Listen, "token", token != "")
+	s.log.Info("admin server", "listen", s.cfg.Admin.Listen, "token", token != "", "receipts", extra != nil)
 	return nil
+}
+
+// receiptRoutes mounts the providers' delivery-status callbacks at /receipts when
+// sender.receipts is set. The path is outside /api/ and /-/, so admin does not put it behind
+// the bearer token (providers cannot send one): webhook.ReceiptHandler checks its own shared
+// secret (X-Notifier-Token or ?token=) on every request.
+func (s *service) receiptRoutes() (map[string]http.Handler, error) {
+	rc := s.cfg.Sender.Receipts
+	if rc == nil {
+		return nil, nil
+	}
+	sec, err := rc.Secret.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("sender.receipts.secret: %w", err)
+	}
+	return map[string]http.Handler{"/receipts": webhook.ReceiptHandler(s.store, sec)}, nil
 }
 
 // pipeline runs cdc → ingest from the store's checkpoint until ctx is done (graceful stop: the
