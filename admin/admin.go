@@ -47,6 +47,10 @@ type Options struct {
 	// Rewind moves the checkpoint of the running pipeline (stop ingest, set it, resume from it);
 	// nil: PUT /api/v1/checkpoint answers 501 and the operator stops the service first.
 	Rewind func(ctx context.Context, cp state.Checkpoint) error
+	// Snapshot and Sweeps add the snapshot run and the sweeps to the status (see Local);
+	// nil: not reported.
+	Snapshot func() (*SnapshotView, error)
+	Sweeps   func() ([]SweepView, error)
 	// Extra routes, pattern → handler (e.g. "GET /debug/pprof/" for profiling). They are behind
 	// the token when their pattern's path starts with /api/ or /-/.
 	Extra map[string]http.Handler
@@ -116,7 +120,8 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts}
-	s.local = &Local{Store: opts.Store, Service: opts.Status, Rewind: opts.Rewind, Running: true, Actor: "api"}
+	s.local = &Local{Store: opts.Store, Service: opts.Status, Rewind: opts.Rewind, Running: true, Actor: "api",
+		Snapshot: opts.Snapshot, Sweeps: opts.Sweeps}
 	if host, _, _ := net.SplitHostPort(opts.Listen); opts.Token == "" && !isLoopback(host) {
 		// Anyone who reaches the port could cancel, resend and unmask: say so loudly.
 		opts.Logger.Warn("admin API has no token but listens beyond loopback; set "+TokenEnv+" or admin.token_file",

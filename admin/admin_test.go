@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -588,5 +589,31 @@ func TestWarnsWithoutTokenBeyondLoopback(t *testing.T) {
 		if got := strings.Contains(logs.String(), "has no token"); got != warn {
 			t.Errorf("listen %s: warned = %v, want %v", listen, got, warn)
 		}
+	}
+}
+
+func TestStatusReportsSnapshotAndSweeps(t *testing.T) {
+	snap := &admin.SnapshotView{Done: true, Position: "gtid:0-1-7", Started: admintest.T0.Add(-2 * time.Hour),
+		Finished: admintest.T0.Add(-time.Hour), Tables: []admin.SnapshotTableView{{Table: "app.users", Rows: 12, Done: true}}}
+	sweeps := []admin.SweepView{{Name: "overdue", Schedule: "@every 1h", Next: admintest.T0.Add(time.Hour),
+		HasRun: true, Tick: admintest.T0, Rows: 3, Messages: 2, Started: admintest.T0}}
+	ts := newTestServer(t, func(o *admin.Options) {
+		o.Snapshot = func() (*admin.SnapshotView, error) { return snap, nil }
+		o.Sweeps = func() ([]admin.SweepView, error) { return sweeps, nil }
+	})
+	r, err := ts.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.Snapshot, snap) {
+		t.Errorf("snapshot = %+v, want %+v", r.Snapshot, snap)
+	}
+	if !reflect.DeepEqual(r.Sweeps, sweeps) {
+		t.Errorf("sweeps = %+v, want %+v", r.Sweeps, sweeps)
+	}
+	// Without the hooks the report has neither (a store-only view).
+	r, err = newTestServer(t, nil).client.Status(context.Background())
+	if err != nil || r.Snapshot != nil || r.Sweeps != nil {
+		t.Errorf("no hooks: snapshot %+v, sweeps %+v, err %v", r.Snapshot, r.Sweeps, err)
 	}
 }

@@ -89,6 +89,10 @@ type Local struct {
 	Running bool
 	// Actor names who acts, for the reason recorded on cancel and drop ("operator via api").
 	Actor string
+	// Snapshot reports the last snapshot run (nil view: never run); nil func: not reported.
+	Snapshot func() (*SnapshotView, error)
+	// Sweeps reports the sweeps of the rules in force; nil: not reported.
+	Sweeps func() ([]SweepView, error)
 }
 
 var _ API = (*Local)(nil)
@@ -117,6 +121,16 @@ func (l *Local) Status(ctx context.Context) (StatusReport, error) {
 		return r, fmt.Errorf("due index stats: %w", err)
 	}
 	r.StoreLSM, r.StoreVLog = l.Store.Size()
+	if l.Snapshot != nil {
+		if r.Snapshot, err = l.Snapshot(); err != nil {
+			return r, fmt.Errorf("snapshot status: %w", err)
+		}
+	}
+	if l.Sweeps != nil {
+		if r.Sweeps, err = l.Sweeps(); err != nil {
+			return r, fmt.Errorf("sweep status: %w", err)
+		}
+	}
 	return r, nil
 }
 

@@ -35,6 +35,43 @@ type StatusReport struct {
 	OldestDue    time.Time      `json:"oldest_due,omitzero"`
 	StoreLSM     int64          `json:"store_lsm_bytes"`
 	StoreVLog    int64          `json:"store_vlog_bytes"`
+	// Snapshot is the last snapshot run; nil when none was ever taken (or not reported).
+	Snapshot *SnapshotView `json:"snapshot,omitempty"`
+	// Sweeps are the sweeps of the rules in force, by name; empty when there are none (or,
+	// offline, when no config names the rules).
+	Sweeps []SweepView `json:"sweeps,omitempty"`
+}
+
+// SnapshotView is the stored state of the last snapshot run (snapshot cursors).
+type SnapshotView struct {
+	Done     bool                `json:"done"`
+	Position string              `json:"position,omitempty"` // binlog position the run started at
+	Started  time.Time           `json:"started,omitzero"`
+	Finished time.Time           `json:"finished,omitzero"`
+	Tables   []SnapshotTableView `json:"tables"` // in the run's order
+}
+
+// SnapshotTableView is one table of a snapshot run.
+type SnapshotTableView struct {
+	Table string `json:"table"`
+	Rows  int64  `json:"rows"` // rows committed so far
+	Done  bool   `json:"done"`
+}
+
+// SweepView is a sweep's schedule and its current or last run.
+type SweepView struct {
+	Name     string    `json:"name"`
+	Schedule string    `json:"schedule"`
+	Next     time.Time `json:"next,omitzero"` // the next tick
+	Running  bool      `json:"running,omitempty"`
+	// The current or last run; zero (HasRun false) when the sweep never ran.
+	HasRun   bool      `json:"has_run"`
+	Tick     time.Time `json:"tick,omitzero"` // the run's scheduled time
+	Done     bool      `json:"done,omitempty"`
+	Rows     int64     `json:"rows,omitempty"`
+	Messages int64     `json:"messages,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
 }
 
 // CheckpointView is the stored binlog checkpoint. Set is false when the store has none yet (the

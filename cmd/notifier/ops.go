@@ -28,7 +28,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"notifier/admin"
+	"notifier/rules"
 	"notifier/state"
+	"notifier/sweep"
 )
 
 // opsCommands: status, messages, timers, dead, replay, export, checkpoint, reload.
@@ -137,7 +139,9 @@ func connect(c *cli.Context) (*session, error) {
 		return nil, fmt.Errorf("open store %s: %w", t.storeDir, err)
 	}
 	s.store = st
-	s.api = &admin.Local{Store: st, Actor: "cli"}
+	s.api = &admin.Local{Store: st, Actor: "cli",
+		Snapshot: func() (*admin.SnapshotView, error) { return snapshotStatus(st) },
+		Sweeps:   offlineSweeps(t.cfg, st, stderr)}
 	fmt.Fprintf(stderr, "offline: store %s\n", t.storeDir)
 	return s, nil
 }
@@ -145,6 +149,7 @@ func connect(c *cli.Context) (*session, error) {
 // target is where a command looks for the service and the store.
 type target struct {
 	addr, token, storeDir string
+	cfg                   *Config // nil without --config
 }
 
 // resolveTarget merges the flags with the config file: flags win.
@@ -163,6 +168,7 @@ func resolveTarget(c *cli.Context) (target, error) {
 			t.storeDir = cfg.Store.Dir
 		}
 		cfgToken = cfg.Admin.token
+		t.cfg = cfg
 	}
 	if t.addr == "" {
 		t.addr = "http://" + admin.DefaultListen
@@ -224,4 +230,20 @@ func ctxOf(c *cli.Context) context.Context {
 		return c.Context
 	}
 	return context.Background()
+}
+
+// offlineSweeps reports the sweeps of the config's rules from the store's cursors; nil without
+// a config. Rules that do not load leave the sweeps out (with a warning): status still works.
+func offlineSweeps(cfg *Config, st *state.Store, stderr io.Writer) func() ([]admin.SweepView, error) {
+	if cfg == nil {
+		return nil
+	}
+	return func() ([]admin.SweepView, error) {
+		set, err := rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
+		if err != nil {
+			fmt.Fprintf(stderr, "sweeps not shown: rules %s do not load: %v\n", cfg.Rules.Dir, err)
+			return nil, nil
+		}
+		return sweepViews(sweep.Statuses(st, set, opsNow()))
+	}
 }

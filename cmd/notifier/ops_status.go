@@ -8,15 +8,17 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"notifier/admin"
+	"notifier/snapshot"
 	"notifier/state"
+	"notifier/sweep"
 )
 
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show the binlog position and lag, the rules loaded, message counts by state and the due index",
+		Usage: "show the binlog position and lag, the rules loaded, the snapshot and sweeps, message counts by state and the due index",
 		Description: `Online, the service reports its binlog connection, lag and rules; offline (service stopped)
-only what the store knows is shown.`,
+only what the store knows is shown (the sweeps only with --config, which names the rules).`,
 		Flags:  connFlags(),
 		Action: withSession(runStatus),
 	}
@@ -69,8 +71,30 @@ func printStatus(s *session, r admin.StatusReport, now time.Time) error {
 	}
 	t.row("due index", due)
 	t.row("store", fmt.Sprintf("lsm %s, vlog %s", fmtBytes(r.StoreLSM), fmtBytes(r.StoreVLog)))
+	t.row("snapshot", snapshotLine(r.Snapshot))
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if len(r.Sweeps) > 0 {
+		fmt.Fprintln(s.out)
+		wt := newTable(s.out, "SWEEP", "SCHEDULE", "NEXT", "LAST RUN", "STATE", "ROWS", "MESSAGES")
+		for _, w := range r.Sweeps {
+			last, st, rows, msgs := "never", "-", "-", "-"
+			if w.HasRun {
+				last, rows, msgs = fmtTime(w.Tick), fmt.Sprint(w.Rows), fmt.Sprint(w.Messages)
+				st = "unfinished"
+				if w.Done {
+					st = "done"
+				}
+			}
+			if w.Running {
+				st = "running"
+			}
+			wt.row(w.Name, w.Schedule, fmtTime(w.Next), last, st, rows, msgs)
+		}
+		if err := wt.flush(); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintln(s.out)
 	ct := newTable(s.out, "STATE", "MESSAGES")
@@ -85,4 +109,53 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// snapshotLine is the status line of the last snapshot run.
+func snapshotLine(v *admin.SnapshotView) string {
+	if v == nil {
+		return "never run"
+	}
+	var rows int64
+	done := 0
+	for _, t := range v.Tables {
+		rows += t.Rows
+		if t.Done {
+			done++
+		}
+	}
+	if v.Done {
+		return fmt.Sprintf("done, %d tables, %d rows, finished %s", len(v.Tables), rows, fmtTime(v.Finished))
+	}
+	return fmt.Sprintf("unfinished (resumes at the next start): %d/%d tables done, %d rows so far, started %s",
+		done, len(v.Tables), rows, fmtTime(v.Started))
+}
+
+// snapshotStatus reads the last snapshot run from the store's cursors (nil: never run).
+func snapshotStatus(st snapshot.Store) (*admin.SnapshotView, error) {
+	run, tables, ok, err := snapshot.Status(st)
+	if err != nil || !ok {
+		return nil, err
+	}
+	v := &admin.SnapshotView{Done: run.Done, Position: run.Position, Started: run.Started, Finished: run.Finished,
+		Tables: make([]admin.SnapshotTableView, 0, len(run.Tables))}
+	for _, name := range run.Tables {
+		ts := tables[name]
+		v.Tables = append(v.Tables, admin.SnapshotTableView{Table: name, Rows: ts.Rows, Done: ts.Done})
+	}
+	return v, nil
+}
+
+// sweepViews turns the sweeps' status into the API's view.
+func sweepViews(sts []sweep.Status, err error) ([]admin.SweepView, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out []admin.SweepView
+	for _, s := range sts {
+		out = append(out, admin.SweepView{Name: s.Name, Schedule: s.Schedule, Next: s.Next, Running: s.Running,
+			HasRun: s.HasRun, Tick: s.Last.Tick, Done: s.Last.Done, Rows: s.Last.Rows, Messages: s.Last.Messages,
+			Started: s.Last.Started, Finished: s.Last.Finished})
+	}
+	return out, nil
 }

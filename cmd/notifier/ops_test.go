@@ -20,6 +20,10 @@ import (
 
 	"notifier/admin"
 	"notifier/admin/admintest"
+	"notifier/rules"
+	"notifier/snapshot"
+	"notifier/state"
+	"notifier/sweep"
 )
 
 // updateGolden rewrites testdata/ops/*.golden: go test ./cmd/notifier -run TestOps -update
@@ -50,12 +54,14 @@ func opsFixture(t *testing.T, mode opsMode) *opsWorld {
 	t.Helper()
 	opsFixClock(t)
 	st, dir := admintest.Open(t)
+	cfgPath, set := opsSnapshotAndSweeps(t, st)
 	w := &opsWorld{mode: mode, dir: dir}
 	if mode == opsOffline {
 		if err := st.Close(); err != nil {
 			t.Fatal(err)
 		}
-		w.flags = []string{"--mode", "offline", "--store", dir}
+		// The config names the rules (for the sweeps); --store wins over its store.dir.
+		w.flags = []string{"--mode", "offline", "--config", cfgPath, "--store", dir}
 		return w
 	}
 	srv, err := admin.New(admin.Options{
@@ -64,7 +70,9 @@ func opsFixture(t *testing.T, mode opsMode) *opsWorld {
 			return admin.Status{Version: "test", StartedAt: admintest.T0.Add(-time.Hour), BinlogConnected: true,
 				Lag: 1500 * time.Millisecond, RulesLoaded: 3, RulesHash: "9f2c1e"}
 		},
-		Rewind: st.SetCheckpoint, // the running pipeline would stop, set and resume
+		Rewind:   st.SetCheckpoint, // the running pipeline would stop, set and resume
+		Snapshot: func() (*admin.SnapshotView, error) { return snapshotStatus(st) },
+		Sweeps:   func() ([]admin.SweepView, error) { return sweepViews(sweep.Statuses(st, set, opsNow())) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +82,53 @@ func opsFixture(t *testing.T, mode opsMode) *opsWorld {
 	w.url = hs.URL
 	w.flags = []string{"--mode", "online", "--admin", hs.URL}
 	return w
+}
+
+// opsSnapshotAndSweeps adds to the fixture store a finished snapshot of two tables and the
+// cursor of one of two sweeps (the other never ran), and writes a config whose rules define
+// the sweeps. It returns the config's path and the rules.
+func opsSnapshotAndSweeps(t *testing.T, st *state.Store) (string, *rules.Set) {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "rules"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "rules", "sweeps.yaml"), []byte(`sweeps:
+  - name: birthday
+    schedule: "0 9 * * *"
+    query: SELECT id, phone FROM app.users
+    key_column: id
+    to: new.phone
+    channel: sms
+    template: "Happy birthday!"
+  - name: holiday
+    schedule: "0 9 24 12 *"
+    query: SELECT id, phone FROM app.users
+    key_column: id
+    to: new.phone
+    channel: sms
+    template: "Frohe Weihnachten!"
+`), 0o644))
+	cfgPath := filepath.Join(dir, "notifier.yaml")
+	must(t, os.WriteFile(cfgPath, []byte(minimalConfig), 0o644))
+	cfg, err := LoadConfig(cfgPath)
+	must(t, err)
+	set, err := rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
+	must(t, err)
+	js := func(v any) []byte {
+		b, err := json.Marshal(v)
+		must(t, err)
+		return b
+	}
+	t0 := admintest.T0
+	_, err = st.Apply(context.Background(), &state.Batch{Cursors: map[string][]byte{
+		snapshot.RunCursor: js(snapshot.RunState{Tables: []string{"app.contracts", "app.users"}, Position: "gtid:0-1-7",
+			Done: true, Started: t0.Add(-48 * time.Hour), Finished: t0.Add(-47 * time.Hour)}),
+		snapshot.TableCursor("app.contracts"): js(snapshot.TableState{Position: "gtid:0-1-7", Rows: 120, Done: true}),
+		snapshot.TableCursor("app.users"):     js(snapshot.TableState{Position: "gtid:0-1-7", Rows: 35, Done: true}),
+		sweep.CursorName("birthday"): js(sweep.Cursor{Tick: t0.Add(-3 * time.Hour), Rows: 35, Messages: 2, Done: true,
+			Started: t0.Add(-3 * time.Hour), Finished: t0.Add(-3*time.Hour + time.Second)}),
+	}})
+	must(t, err)
+	return cfgPath, set
 }
 
 // opsFixClock sets the operator commands' clock to the fixture's.

@@ -279,7 +279,9 @@ func (s *service) startAdmin(ctx context.Context) error {
 	}
 	srv, err := admin.New(admin.Options{Listen: s.cfg.Admin.Listen, Token: token, Store: s.store,
 		Status: s.status, Reload: s.reload, Rewind: s.rewind, Version: version, Now: s.now,
-		Extra: extra, Logger: s.log.With("component", "admin")})
+		Extra: extra, Logger: s.log.With("component", "admin"),
+		Snapshot: func() (*admin.SnapshotView, error) { return snapshotStatus(s.store) },
+		Sweeps:   func() ([]admin.SweepView, error) { return sweepViews(s.sweeps.Status()) }})
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
