@@ -261,7 +261,7 @@ func (s *snapshotQuery) page(ctx context.Context, conn *sql.Conn, after []any) (
 		// (k1 > v1) OR (k1 = v1 AND k2 > v2) OR …: a range on the primary key for any optimizer.
 		lits := make([]string, len(s.pk))
 		for j := range s.pk {
-			lit, err := literal(after[j])
+			lit, err := SQLLiteral(after[j])
 			if err != nil {
 				return nil, fmt.Errorf("cursor column %s: %w", t.cols[s.pk[j]].name, err)
 			}
@@ -377,9 +377,10 @@ func (c *column) text2(s string) any {
 	return s // strings, ENUM and SET names, TIME
 }
 
-// literal renders a cursor value as an SQL literal. Strings go hex-encoded with a character set
-// introducer, so no escaping or sql_mode matters and the column's collation orders them.
-func literal(v any) (string, error) {
+// SQLLiteral renders a keyset cursor value (as found in a Row) as an SQL literal. Strings go
+// hex-encoded with a character set introducer, so no escaping or sql_mode matters and the
+// column's collation orders them; bytes go as hex. Snapshots and sweeps page with it.
+func SQLLiteral(v any) (string, error) {
 	switch x := v.(type) {
 	case int64:
 		return strconv.FormatInt(x, 10), nil

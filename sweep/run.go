@@ -2,9 +2,7 @@ package sweep
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/shopspring/decimal"
 
 	"notifier/cdc"
 	"notifier/ingest"
@@ -155,7 +152,7 @@ func (s *Scheduler) page(ctx context.Context, conn *client.Conn, query, keyCol s
 	var q strings.Builder
 	q.WriteString("SELECT * FROM (" + query + ") AS `sweep_page`")
 	if len(after) == 1 {
-		lit, err := literal(after[0])
+		lit, err := cdc.SQLLiteral(after[0])
 		if err != nil {
 			return nil, fmt.Errorf("cursor: %w", err)
 		}
@@ -194,32 +191,4 @@ func (s *Scheduler) throttle(ctx context.Context, start time.Time, read int64) e
 	case <-t.C:
 		return nil
 	}
-}
-
-// literal renders a key value as an SQL literal: numbers as such, strings hex-encoded with a
-// character set introducer (no escaping; the column's collation orders them), bytes as hex.
-func literal(v any) (string, error) {
-	switch x := v.(type) {
-	case int64:
-		return strconv.FormatInt(x, 10), nil
-	case uint64:
-		return strconv.FormatUint(x, 10), nil
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), nil
-	case decimal.Decimal:
-		return x.String(), nil
-	case time.Time:
-		return "'" + x.UTC().Format("2006-01-02 15:04:05.999999") + "'", nil
-	case string:
-		if x == "" {
-			return "''", nil
-		}
-		return "_utf8mb4 X'" + hex.EncodeToString([]byte(x)) + "'", nil
-	case []byte:
-		if len(x) == 0 {
-			return "X''", nil
-		}
-		return "X'" + hex.EncodeToString(x) + "'", nil
-	}
-	return "", errors.New("unsupported key type " + fmt.Sprintf("%T", v))
 }
