@@ -29,12 +29,14 @@ type Options struct {
 	Channels map[string]*Runtime // by channel name; a message naming another channel is dead
 	// Concurrency caps sends in flight over all channels (default 64).
 	Concurrency int
-	// ClaimBatch caps the messages taken by one Claim (default 512). The loop claims ahead of
+	// ClaimBatch caps the messages taken by one Claim (default 2048). The loop claims ahead of
 	// the sends only as much as they consumed during the previous claim, twice over (at least
 	// Concurrency, at most ClaimBatch), so a slow provider never has a large claimed-but-not-
 	// started backlog: after a crash those are what Store.Settle finds in `sending` and, on a
-	// non-idempotent channel, turns uncertain. At most Concurrency + 2·ClaimBatch messages are
-	// claimed and not yet completed at any time.
+	// non-idempotent channel, turns uncertain. When the sends took everything claimed before
+	// the next claim returned (the channel starved: consumption was bounded by the claims, not
+	// by the provider), the allowance doubles instead, so a burst ramps up in a few claims. At
+	// most Concurrency + 2·ClaimBatch messages are claimed and not yet completed at any time.
 	ClaimBatch int
 	// PollInterval is the fallback wake-up (default 1s); the loop mainly sleeps until NextDue
 	// or a Kick.
@@ -64,8 +66,13 @@ type Options struct {
 
 // The loop's defaults.
 const (
-	DefaultConcurrency   = 64
-	DefaultClaimBatch    = 512
+	DefaultConcurrency = 64
+	// DefaultClaimBatch: 2048 lets Claim and Complete (each one synced transaction) overlap in
+	// a burst. With 512 the claimed-not-completed bound (Concurrency + 2·ClaimBatch) was reached
+	// after one claim, so every claim waited for the previous group's Complete and the two
+	// fsynced transactions ran in turn (issue 4: 200k due at once took ~3.3 s, not 2). It caps
+	// only a fast channel's claims; a slow one's follow its consumption (see ClaimBatch).
+	DefaultClaimBatch    = 2048
 	DefaultPollInterval  = time.Second
 	DefaultMaxWait       = time.Second
 	DefaultCompleteBatch = 2048
@@ -241,7 +248,17 @@ func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 			continue
 		}
 		started := s.started.Load()
-		target = min(max(2*(started-lastStarted), minTarget), maxTarget)
+		if len(msgs) == limit && s.waiting.Load() == 0 {
+			// Starved: the sends took all we had claimed before this claim returned, so what
+			// they consumed measures our claims, not the channel. Twice that is the previous
+			// claim again (limit = target - the batch just claimed), which pinned a burst at
+			// Concurrency per claim for ~0.7 s; double the allowance instead (slow start).
+			// A slow channel's claimed messages wait for a send slot, so it starves only while
+			// slots are free, and the next claim measures it again.
+			target = min(2*target, maxTarget)
+		} else {
+			target = min(max(2*(started-lastStarted), minTarget), maxTarget)
+		}
 		lastStarted = started
 		for _, m := range msgs {
 			s.claimed.Add(1)
