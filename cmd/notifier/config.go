@@ -79,7 +79,7 @@ type RulesConfig struct {
 // SenderConfig is the delivery loop.
 type SenderConfig struct {
 	Concurrency  int           `yaml:"concurrency"`   // parallel sends over all channels (default 32)
-	ClaimBatch   int           `yaml:"claim_batch"`   // messages claimed per store transaction (default 256)
+	ClaimBatch   int           `yaml:"claim_batch"`   // messages claimed per store transaction (0: sender.DefaultClaimBatch)
 	DrainTimeout time.Duration `yaml:"drain_timeout"` // how long a stop waits for in-flight sends (default 30s)
 	// DigestInterval is how often closed digest windows are flushed (default 1s).
 	DigestInterval time.Duration `yaml:"digest_interval"`
@@ -227,9 +227,6 @@ func (c *Config) validate() error {
 	}
 	if c.Sender.Concurrency <= 0 {
 		c.Sender.Concurrency = 32
-	}
-	if c.Sender.ClaimBatch <= 0 {
-		c.Sender.ClaimBatch = 256
 	}
 	if c.Sender.DrainTimeout <= 0 {
 		c.Sender.DrainTimeout = 30 * time.Second
