@@ -65,6 +65,10 @@ func buildMessage(buf *bytes.Buffer, s *settings, to *mail.Address, m *state.Mes
 func writePart(buf *bytes.Buffer, contentType, body string) {
 	buf.WriteString("Content-Type: " + contentType + "; charset=UTF-8\r\n")
 	buf.WriteString("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+	// Every line break becomes "\n" first: the writer's text mode turns "\n" into CRLF, but after
+	// a bare "\r" it drops a later "\n" ("\r\x7f\n" came out as "\r\n=7F", losing the last line
+	// break; found by FuzzBuildMessage). SMTP allows no bare CR anyway.
+	body = strings.ReplaceAll(strings.ReplaceAll(body, "\r\n", "\n"), "\r", "\n")
 	qp := quotedprintable.NewWriter(buf) // text mode: line breaks become CRLF
 	qp.Write([]byte(body))               // writes to a bytes.Buffer cannot fail
 	qp.Close()
