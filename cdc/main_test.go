@@ -3,8 +3,6 @@ package cdc_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"hash/crc32"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -20,22 +18,7 @@ import (
 var cluster *devdb.Cluster
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	begin := time.Now()
-	c, err := devdb.Start(ctx, devdb.Options{NotifierPassword: notifierPassword})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "cdc tests need a MariaDB primary+replica (devdb): %v\n", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "devdb cluster up in %s (primary %s, replica %s)\n", time.Since(begin).Round(time.Millisecond),
-		c.Primary().Addr, c.Replica().Addr)
-	cluster = c
-	code := m.Run()
-	if err := c.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop devdb cluster: %v\n", err)
-	}
-	os.Exit(code)
+	os.Exit(devdb.Main(m, devdb.Options{NotifierPassword: notifierPassword}, func(c *devdb.Cluster) { cluster = c }))
 }
 
 const notifierPassword = "s3cret-notifier"
@@ -177,24 +160,7 @@ func waitReplicated(t testing.TB) {
 }
 
 // database creates a fresh database named after the test on the primary.
-func database(t testing.TB) string {
-	t.Helper()
-	var b strings.Builder
-	for _, r := range strings.ToLower(t.Name()) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	name := b.String()
-	if len(name) > 48 {
-		name = name[:48]
-	}
-	name = fmt.Sprintf("%s_%08x", name, crc32.ChecksumIEEE([]byte(t.Name())))
-	primary(t, "DROP DATABASE IF EXISTS "+name, "CREATE DATABASE "+name)
-	return name
-}
+func database(t testing.TB) string { return cluster.Database(t) }
 
 // current returns the replica's current position once it has caught up with the primary.
 func current(t testing.TB) cdc.Position {

@@ -3,7 +3,6 @@ package snapshot_test
 import (
 	"context"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -27,19 +26,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	c, err := devdb.Start(ctx, devdb.Options{NotifierPassword: notifierPassword})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "snapshot tests need a MariaDB primary+replica (devdb): %v\n", err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	if err := c.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop devdb cluster: %v\n", err)
-	}
-	os.Exit(code)
+	os.Exit(devdb.Main(m, devdb.Options{NotifierPassword: notifierPassword}, func(c *devdb.Cluster) { cluster = c }))
 }
 
 var serverIDs atomic.Uint32
@@ -73,24 +60,7 @@ func waitReplicated(t testing.TB) {
 }
 
 // database creates a fresh database named after the test on the primary.
-func database(t testing.TB) string {
-	t.Helper()
-	var b strings.Builder
-	for _, r := range strings.ToLower(t.Name()) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	name := b.String()
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	name = fmt.Sprintf("%s_%08x", name, crc32.ChecksumIEEE([]byte(t.Name())))
-	primary(t, "DROP DATABASE IF EXISTS "+name, "CREATE DATABASE "+name)
-	return name
-}
+func database(t testing.TB) string { return cluster.Database(t) }
 
 const loansTable = `(id INT PRIMARY KEY, phone VARCHAR(20) NOT NULL, due_date DATE NOT NULL,
 	status ENUM('open','paid') NOT NULL, amount DECIMAL(10,2) NOT NULL)`

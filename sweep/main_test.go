@@ -24,19 +24,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	c, err := devdb.Start(ctx, devdb.Options{NotifierPassword: notifierPassword})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sweep tests need a MariaDB primary+replica (devdb): %v\n", err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	if err := c.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop devdb cluster: %v\n", err)
-	}
-	os.Exit(code)
+	os.Exit(devdb.Main(m, devdb.Options{NotifierPassword: notifierPassword}, func(c *devdb.Cluster) { cluster = c }))
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
