@@ -59,19 +59,7 @@ rules:
     template: '{"order":{{ .new.id }}}'
 `})
 	adminAddr := freeAddr(t)
-	e.channels = fmt.Sprintf(`  sms:
-    type: webhook
-    idempotent: false
-    timeout: 5s
-    backoff: {initial: 50ms, max: 500ms}
-    webhook: {url: %q}
-  hook:
-    type: webhook
-    idempotent: true
-    timeout: 5s
-    backoff: {initial: 50ms, max: 500ms}
-    webhook: {url: %q}
-`, e.gw.URL(), e.gw.URL())
+	e.channels = smsAndHookChannels(e.gw.URL())
 	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
 	e.writeConfig()
 	e.seedCheckpoint()
@@ -226,4 +214,23 @@ func freeAddr(t testing.TB) string {
 	must(t, err)
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// smsAndHookChannels is the channels block of the SIGKILL tests: the same gateway behind a
+// non-idempotent channel "sms" (a crash mid-call leaves the message uncertain) and an
+// idempotent one "hook" (resent after a crash, deduplicated by key at the provider).
+func smsAndHookChannels(url string) string {
+	return fmt.Sprintf(`  sms:
+    type: webhook
+    idempotent: false
+    timeout: 5s
+    backoff: {initial: 50ms, max: 500ms}
+    webhook: {url: %q}
+  hook:
+    type: webhook
+    idempotent: true
+    timeout: 5s
+    backoff: {initial: 50ms, max: 500ms}
+    webhook: {url: %q}
+`, url, url)
 }

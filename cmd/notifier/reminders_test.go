@@ -214,19 +214,7 @@ rules:
     template: '{"coupon":{{ .new.id }}}'
 `})
 	adminAddr := freeAddr(t)
-	e.channels = fmt.Sprintf(`  sms:
-    type: webhook
-    idempotent: false
-    timeout: 5s
-    backoff: {initial: 50ms, max: 500ms}
-    webhook: {url: %q}
-  hook:
-    type: webhook
-    idempotent: true
-    timeout: 5s
-    backoff: {initial: 50ms, max: 500ms}
-    webhook: {url: %q}
-`, e.gw.URL(), e.gw.URL())
+	e.channels = smsAndHookChannels(e.gw.URL())
 	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
 	e.writeConfig()
 	e.seedCheckpoint()
