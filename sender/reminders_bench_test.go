@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -38,6 +39,7 @@ import (
 // s-burst-max-lateness (per reminder), ms-p50/p99/max-lateness of the spaced series,
 // disk-B/reminder (the store directory after the load), peak-RSS-MB (the process's peak RSS
 // during the run: reset after the load and the copy, then read with getrusage).
+// NOTIFIER_BENCH_CPUPROFILE=FILE writes a CPU profile of each burst alone to FILE.
 
 const (
 	benchTotal  = 1_000_000
@@ -248,6 +250,7 @@ func runReminders(b *testing.B, kind string) {
 	done := make(chan error, 1)
 	clock.offset.Store(int64(time.Until(loaded.burstAt.Add(-time.Second))))
 	resetHWM()
+	stopProfile := burstProfile(b)
 	b.StartTimer()
 	go func() { done <- s.Run(ctx) }()
 	deadline := time.Now().Add(5 * time.Minute)
@@ -258,6 +261,7 @@ func runReminders(b *testing.B, kind string) {
 		time.Sleep(time.Millisecond)
 	}
 	burstDone := clock.Now()
+	stopProfile()
 	// The spaced series is due a minute after the burst: move the clock on to 2 s before it
 	// (the loop wakes at least every PollInterval, 1 s) rather than wait.
 	if d := time.Until(spacedAt(0).Add(-2 * time.Second).Add(-time.Duration(clock.offset.Load()))); d > 0 {
@@ -311,6 +315,23 @@ func runReminders(b *testing.B, kind string) {
 	b.Logf("%s: burst of %d handed over by %s after its due time; spaced p50 %.1f ms, p99 %.1f ms, max %.1f ms; %s on disk for %d reminders",
 		kind, benchBurst, time.Duration(last-due), late[len(late)/2], late[len(late)*99/100], late[len(late)-1],
 		fmt.Sprintf("%.1f MB", float64(loaded.size)/1e6), benchTotal)
+}
+
+// burstProfile writes a CPU profile of the burst alone (the load before it would swamp
+// -cpuprofile) to $NOTIFIER_BENCH_CPUPROFILE, if set; it returns the function that stops it.
+func burstProfile(b *testing.B) (stop func()) {
+	path := os.Getenv("NOTIFIER_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }
 }
 
 // resetHWM resets the process's peak RSS (VmHWM, which getrusage's Maxrss reports), so the

@@ -111,7 +111,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	if err == nil {
 		s.jr.forget(c.dropped)
 		if c.seq != 0 {
-			s.jr.register(c.seq, c.keys)
+			s.jr.register(c.seq, c.keys, c.states)
 		}
 	}
 	s.lowMu.Lock()
@@ -133,6 +133,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 type claimed struct {
 	out     []*Message
 	keys    []string
+	states  [][]byte // the state record written for each of keys (for Complete)
 	next    []byte   // the new low-water mark
 	seq     uint64   // its claim journal entry (0: none)
 	dropped []uint64 // emptied journal entries it deleted
@@ -145,15 +146,17 @@ func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs int64
 	if err != nil {
 		return nil, err
 	}
-	c := &claimed{next: next, out: make([]*Message, 0, len(entries)), keys: make([]string, 0, len(entries))}
+	c := &claimed{next: next, out: make([]*Message, 0, len(entries)), keys: make([]string, 0, len(entries)),
+		states: make([][]byte, 0, len(entries))}
 	for _, e := range entries {
-		m, err := claimOne(txn, fx, e, nowMs)
+		m, state, err := claimOne(txn, fx, e, nowMs)
 		if err != nil {
 			return nil, err
 		}
 		if m != nil {
 			c.out = append(c.out, m)
 			c.keys = append(c.keys, m.Key)
+			c.states = append(c.states, state)
 		}
 	}
 	if len(c.keys) > 0 {
@@ -210,15 +213,16 @@ func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (entries []d
 // A due entry that does not decode or disagrees with its own key is stale and only removed.
 // Consistency with m/ is by construction (every write of a due message rewrites its due
 // entry) and under concurrency by conflict detection: Claim has read the due entry, so a
-// concurrent change of the message makes one of the two transactions retry.
-func claimOne(txn *badger.Txn, fx *effects, e dueEntry, nowMs int64) (*Message, error) {
+// concurrent change of the message makes one of the two transactions retry. It returns the
+// message and the state record written (owned by the caller: never modified afterwards).
+func claimOne(txn *badger.Txn, fx *effects, e dueEntry, nowMs int64) (*Message, []byte, error) {
 	state, body, err := decodeDue(e.val)
 	var prev recordMeta
 	if err == nil {
 		prev, err = peekMeta(state)
 	}
 	if err != nil || !hasDue(prev.status) || prev.due != e.ms {
-		return nil, txn.Delete(dueKey(e.ms, e.key))
+		return nil, nil, txn.Delete(dueKey(e.ms, e.key))
 	}
 	cur := prev
 	cur.status = StatusSending
@@ -227,15 +231,15 @@ func claimOne(txn *badger.Txn, fx *effects, e dueEntry, nowMs int64) (*Message, 
 	patchMeta(state, cur)
 	m, err := decodeMessage(e.key, state, body)
 	if err != nil {
-		return nil, txn.Delete(dueKey(e.ms, e.key))
+		return nil, nil, txn.Delete(dueKey(e.ms, e.key))
 	}
 	if err := txn.Set(msgKey(e.key), state); err != nil {
-		return nil, fmt.Errorf("claim message %q: %w", e.key, err)
+		return nil, nil, fmt.Errorf("claim message %q: %w", e.key, err)
 	}
 	if err := fx.reindex(txn, e.key, &prev, cur, nil); err != nil {
-		return nil, fmt.Errorf("claim message %q: %w", e.key, err)
+		return nil, nil, fmt.Errorf("claim message %q: %w", e.key, err)
 	}
-	return m, nil
+	return m, state, nil
 }
 
 // NextDue returns the earliest due time in the due index (for the sender's timer); ok is
@@ -280,17 +284,28 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 		var local []error
 		var doneKeys []string
 		var dropped []uint64
+		seen := make(map[string]bool, len(chunk))
 		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
 			local, doneKeys = local[:0], doneKeys[:0]
+			clear(seen)
+			fx.settles = true
 			for i := range chunk {
-				if err := s.completeOne(txn, fx, &chunk[i]); err != nil {
+				o := &chunk[i]
+				// A key twice in one chunk: the second must see the first's write, so it
+				// reads the record (claimedState would return the claimed one).
+				again := seen[o.Key]
+				seen[o.Key] = true
+				if err := s.completeOne(txn, fx, o, again); err != nil {
 					if errors.Is(err, ErrWrongState) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
 						local = append(local, err)
+						if !errors.Is(err, ErrInvalid) {
+							doneKeys = append(doneKeys, o.Key) // not (or no longer) sending
+						}
 						continue
 					}
 					return err
 				}
-				doneKeys = append(doneKeys, chunk[i].Key)
+				doneKeys = append(doneKeys, o.Key)
 			}
 			var err error
 			if dropped, err = s.jr.collect(txn); err != nil {
@@ -323,8 +338,8 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 	return errors.Join(skipped...)
 }
 
-func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome) error {
-	m, prev, err := getState(txn, o.Key) // the body is not rewritten
+func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome, reread bool) error {
+	m, prev, err := s.claimedState(txn, o.Key, reread) // the body is not rewritten
 	if err != nil {
 		return fmt.Errorf("complete: %w", err)
 	}
@@ -371,6 +386,41 @@ func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome) error {
 	return transition(txn, fx, m, prev, st, at, errText, o.Reason, false)
 }
 
+// claimedState returns the state of message key for Complete. A message this process claimed
+// has the state record Claim wrote, kept by the journal: unless another transaction changed it
+// since (RecordReceipt on a message in `sending`; effects.put then writes the touched marker
+// t/<key>), that is the stored record, and Complete need not read it back. Reading it was
+// most of Complete's cost: a record claimed a moment ago sits in the memtable, but Badger's Get
+// still looks it up in every level below (bloom filter, then block decompression, as the record
+// exists there from its creation); the marker, which almost never exists, fails the bloom
+// filters. Reading the marker also puts it in the transaction's read set, so a writer that
+// commits one after this transaction began makes it conflict and retry: the record is then
+// read (the slow path, which also deletes the marker). reread forces the slow path.
+func (s *Store) claimedState(txn *badger.Txn, key string, reread bool) (*Message, *recordMeta, error) {
+	if rec, ok := s.jr.claimedState(key); ok && !reread {
+		_, err := txn.Get(touchedKey(key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			m, err := decodeState(key, rec)
+			if err != nil {
+				return nil, nil, err
+			}
+			meta := metaOf(m)
+			return m, &meta, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read message %q: %w", key, err)
+		}
+	}
+	m, prev, err := getState(txn, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := txn.Delete(touchedKey(key)); err != nil {
+		return nil, nil, fmt.Errorf("message %q: %w", key, err)
+	}
+	return m, prev, nil
+}
+
 // Settle runs once at start, before the sender (it settles every message in `sending`, so it
 // must not run while a sender has messages in flight): every message left in `sending` by a crash
 // becomes ready and due now if idempotent(its channel) reports that the provider dedupes
@@ -387,6 +437,7 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 		var settled []journalEntry
 		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
 			r, u = 0, 0
+			fx.settles = true
 			// One journal entry per transaction: it lists at most one Claim's messages.
 			var err error
 			if settled, err = readJournals(txn, 1); err != nil || len(settled) == 0 {
@@ -402,6 +453,9 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 				}
 				if m.Status != StatusSending {
 					continue
+				}
+				if err := txn.Delete(touchedKey(key)); err != nil { // a receipt while it was sending
+					return err
 				}
 				if idempotent != nil && idempotent(m.Channel) {
 					m.DueAt = now

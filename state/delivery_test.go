@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 func TestClaimHandsOverDueMessagesInDueOrderAndMarksThemSending(t *testing.T) {
@@ -356,4 +358,90 @@ func TestRuleCancelsRacingClaimsLeaveEachReminderEitherClaimedOrCancelled(t *tes
 	if got := counts(t, s); got[StatusSending] != len(claimed) || got[StatusSending]+got[StatusCancelled] != n {
 		t.Fatalf("counts %v with %d claimed", got, len(claimed))
 	}
+}
+
+// Complete uses the state record its Claim wrote instead of reading it back; a receipt
+// recorded while the message was sending must still be kept, whether it committed before
+// Complete began (the touched marker sends Complete to the stored record) or while Complete's
+// transaction ran (the marker is in its read set: it conflicts and retries).
+func TestCompleteKeepsAReceiptRecordedWhileSending(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTestStore(t)
+	mustApply(t, s, &Batch{Messages: []*Message{sms("before"), sms("during"), sms("plain")}})
+	mustClaim(t, s, t0, 3)
+
+	if err := s.RecordReceipt(ctx, "before", ReceiptDelivered, "P1", "early"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, []Outcome{{Key: "before", Result: ResultSent}, {Key: "plain", Result: ResultSent}}); err != nil {
+		t.Fatal(err)
+	}
+
+	runs := 0
+	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+		runs++
+		fx.settles = true
+		if err := s.completeOne(txn, fx, &Outcome{Key: "during", Result: ResultSent}, false); err != nil {
+			return err
+		}
+		if runs == 1 { // a receipt commits after this transaction read the message's state
+			return s.RecordReceipt(ctx, "during", ReceiptDelivered, "P2", "racing")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs != 2 {
+		t.Fatalf("the completing transaction ran %d times, want 2 (a conflict, then a retry)", runs)
+	}
+	for key, want := range map[string]string{"before": "receipt: delivered: early", "during": "receipt: delivered: racing"} {
+		m := mustGet(t, s, key)
+		var texts []string
+		for _, h := range m.History {
+			texts = append(texts, h.Error)
+		}
+		if m.Status != StatusSent || !slices.Contains(texts, want) {
+			t.Errorf("%s: status %s, history %q: want sent with %q", key, m.Status, texts, want)
+		}
+	}
+	if m := mustGet(t, s, "plain"); m.Status != StatusSent || len(m.History) != 1 || m.History[0].Status != StatusSent {
+		t.Errorf("plain: %+v, want sent with one history entry", m)
+	}
+	if n := countKeys(t, s, prefixTouched); n != 0 {
+		t.Fatalf("%d touched markers left after the messages were completed", n)
+	}
+}
+
+// A key twice in one Complete: the second outcome sees the first's write (wrong state), as
+// it did when Complete read every record.
+func TestCompleteTwiceInOneCallAppliesTheFirstOutcomeOnly(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTestStore(t)
+	mustApply(t, s, &Batch{Messages: []*Message{sms("k")}})
+	mustClaim(t, s, t0, 1)
+	err := s.Complete(ctx, []Outcome{{Key: "k", Result: ResultSent, ProviderID: "P1"}, {Key: "k", Result: ResultDead}})
+	if !errors.Is(err, ErrWrongState) {
+		t.Fatalf("second outcome: %v, want ErrWrongState", err)
+	}
+	if m := mustGet(t, s, "k"); m.Status != StatusSent || m.ProviderID != "P1" {
+		t.Fatalf("k = %+v, want sent by the first outcome", m)
+	}
+}
+
+func countKeys(t *testing.T, s *Store, prefix string) int {
+	t.Helper()
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(keyOnly(prefix))
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

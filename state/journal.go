@@ -52,13 +52,20 @@ func decodeClaimKeys(v []byte) ([]string, error) {
 type journal struct {
 	mu        sync.Mutex
 	seq       uint64
-	remaining map[uint64]int    // journal seq → its messages still sending
-	byKey     map[string]uint64 // message key → its journal seq
-	done      map[uint64]bool   // journals to delete with the next write transaction
+	remaining map[uint64]int      // journal seq → its messages still sending
+	byKey     map[string]claimRef // message key → its claim
+	done      map[uint64]bool     // journals to delete with the next write transaction
+}
+
+// claimRef is what the journal knows of one message in `sending`: its journal entry and, when
+// this process claimed it, the state record Claim wrote (see Store.claimedState).
+type claimRef struct {
+	seq   uint64
+	state []byte // nil: not claimed by this process (journal loaded at Open)
 }
 
 func newJournal() *journal {
-	return &journal{remaining: map[uint64]int{}, byKey: map[string]uint64{}, done: map[uint64]bool{}}
+	return &journal{remaining: map[uint64]int{}, byKey: map[string]claimRef{}, done: map[uint64]bool{}}
 }
 
 func (j *journal) next() uint64 {
@@ -68,13 +75,18 @@ func (j *journal) next() uint64 {
 	return j.seq
 }
 
-// register records a committed journal entry.
-func (j *journal) register(seq uint64, keys []string) {
+// register records a committed journal entry; states, when not nil, holds the state record
+// Claim wrote for each key (never modified afterwards).
+func (j *journal) register(seq uint64, keys []string, states [][]byte) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.seq = max(j.seq, seq)
-	for _, k := range keys {
-		j.byKey[k] = seq
+	for i, k := range keys {
+		ref := claimRef{seq: seq}
+		if states != nil {
+			ref.state = states[i]
+		}
+		j.byKey[k] = ref
 	}
 	j.remaining[seq] += len(keys)
 	if j.remaining[seq] == 0 {
@@ -88,16 +100,26 @@ func (j *journal) completed(keys []string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, k := range keys {
-		seq, ok := j.byKey[k]
+		ref, ok := j.byKey[k]
 		if !ok {
 			continue
 		}
+		seq := ref.seq
 		delete(j.byKey, k)
 		if j.remaining[seq]--; j.remaining[seq] <= 0 {
 			delete(j.remaining, seq)
 			j.done[seq] = true
 		}
 	}
+}
+
+// claimedState returns the state record this process's Claim wrote for key, if key is still
+// in `sending` from that Claim as far as the journal knows.
+func (j *journal) claimedState(key string) ([]byte, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ref, ok := j.byKey[key]
+	return ref.state, ok && ref.state != nil
 }
 
 // collect deletes, in txn, the journal entries whose messages are all completed and returns
@@ -130,7 +152,7 @@ func (j *journal) forgetJournal(seq uint64, keys []string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, k := range keys {
-		if j.byKey[k] == seq {
+		if j.byKey[k].seq == seq {
 			delete(j.byKey, k)
 		}
 	}
@@ -199,7 +221,7 @@ func (s *Store) loadJournal() error {
 				}
 			}
 			s.counts[StatusSending] += len(sending)
-			s.jr.register(e.seq, sending)
+			s.jr.register(e.seq, sending, nil)
 		}
 		return nil
 	})

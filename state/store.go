@@ -172,6 +172,10 @@ func (s *Store) loadCounts() error {
 type effects struct {
 	minDue []byte // the lowest due key written, nil if none
 	counts [statusSlots]int
+	// settles: the transaction records the outcome of messages in `sending` on behalf of their
+	// claimer (Complete, Settle). Any other write of a message in `sending` leaves the touched
+	// marker that tells Complete to read the record back (Store.claimedState).
+	settles bool
 }
 
 func newEffects() *effects { return &effects{} }
@@ -189,6 +193,11 @@ func (fx *effects) put(txn *badger.Txn, m *Message, prev *recordMeta, body bool)
 	state := encodeState(make([]byte, 0, 64), m)
 	if err := txn.Set(msgKey(m.Key), state); err != nil {
 		return err
+	}
+	if prev != nil && prev.status == StatusSending && !fx.settles {
+		if err := txn.Set(touchedKey(m.Key), nil); err != nil {
+			return err
+		}
 	}
 	var bodyRec []byte
 	if body || prev == nil {
