@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,88 +19,47 @@ import (
 	"notifier/state"
 )
 
-// The benchmark's binlog: benchRows inserts on a 7-column table in transactions of 100 rows,
-// on a devdb cluster started on first use (TestMain stops it).
+// The benchmark's binlog: benchRows inserts on a 7-column table in transactions of 100 rows.
 const (
 	benchTxns      = 1000
 	benchRowsPerTx = 100
 	benchRows      = benchTxns * benchRowsPerTx
-	benchDB        = "bench_ingest"
 )
 
+// benchDB and benchFrom cache benchBinlog's result (benchmarks run one at a time).
 var (
-	clusterOnce  sync.Once
-	testCluster  *devdb.Cluster // started on first use by cluster(); TestMain stops it
-	clusterErr   error
-	benchOnce    sync.Once
-	benchCluster *devdb.Cluster
-	benchFrom    cdc.Position
-	benchErr     error
-	benchIDs     atomic.Uint32
+	benchDB   string
+	benchFrom cdc.Position
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if testCluster != nil {
-		_ = testCluster.Stop()
+// benchBinlog writes benchRows inserts in benchTxns transactions into a database of its own on
+// first use (-count n reuses them), and returns the database and the replica's position before
+// the inserts.
+func benchBinlog(b *testing.B) (string, cdc.Position) {
+	b.Helper()
+	if benchDB != "" {
+		return benchDB, benchFrom
 	}
-	os.Exit(code)
-}
-
-// cluster returns the package's devdb primary+replica, starting it on first use; it fails
-// the test loudly when MariaDB cannot be started.
-func cluster(tb testing.TB) *devdb.Cluster {
-	tb.Helper()
-	clusterOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		testCluster, clusterErr = devdb.Start(ctx, devdb.Options{})
-	})
-	if clusterErr != nil {
-		tb.Fatalf("ingest tests need a MariaDB primary+replica (devdb): %v", clusterErr)
-	}
-	return testCluster
-}
-
-func benchBinlog(b *testing.B) (*devdb.Cluster, cdc.Position) {
-	benchOnce.Do(func() {
-		ctx := context.Background()
-		benchCluster = cluster(b)
-		p := benchCluster.Primary()
-		if benchErr = p.Exec(ctx, "CREATE DATABASE "+benchDB,
-			"CREATE TABLE "+benchDB+".orders (id BIGINT PRIMARY KEY, customer INT NOT NULL, status VARCHAR(16), "+
-				"amount DECIMAL(12,2), created DATETIME, score DOUBLE, note VARCHAR(64))"); benchErr != nil {
-			return
-		}
-		if benchErr = benchCluster.WaitReplicated(ctx); benchErr != nil {
-			return
-		}
-		var gtid string
-		if gtid, benchErr = benchCluster.Replica().GTIDBinlogPos(ctx); benchErr != nil {
-			return
-		}
-		benchFrom = cdc.Position{GTID: gtid}
-		var q strings.Builder
-		for tx := range benchTxns {
-			q.Reset()
-			q.WriteString("INSERT INTO " + benchDB + ".orders VALUES ")
-			for i := range benchRowsPerTx {
-				id := tx*benchRowsPerTx + i
-				if i > 0 {
-					q.WriteByte(',')
-				}
-				fmt.Fprintf(&q, "(%d,%d,'active',%d.%02d,'2026-01-02 03:04:%02d',%d.5,'note number %d')", id, id%977, id, id%100, id%60, id, id)
+	db, from := binlogDatabase(b, "orders (id BIGINT PRIMARY KEY, customer INT NOT NULL, status VARCHAR(16), "+
+		"amount DECIMAL(12,2), created DATETIME, score DOUBLE, note VARCHAR(64))")
+	stmts := make([]string, 0, benchTxns)
+	var q strings.Builder
+	for tx := range benchTxns {
+		q.Reset()
+		q.WriteString("INSERT INTO " + db + ".orders VALUES ")
+		for i := range benchRowsPerTx {
+			id := tx*benchRowsPerTx + i
+			if i > 0 {
+				q.WriteByte(',')
 			}
-			if benchErr = p.Exec(ctx, q.String()); benchErr != nil {
-				return
-			}
+			fmt.Fprintf(&q, "(%d,%d,'active',%d.%02d,'2026-01-02 03:04:%02d',%d.5,'note number %d')", id, id%977, id, id%100, id%60, id, id)
 		}
-		benchErr = benchCluster.WaitReplicated(ctx)
-	})
-	if benchErr != nil {
-		b.Fatal(benchErr)
+		stmts = append(stmts, q.String())
 	}
-	return benchCluster, benchFrom
+	primary(b, stmts...)
+	replicaGTID(b) // all of it on the replica before anything is timed
+	benchDB, benchFrom = db, from
+	return db, from
 }
 
 // BenchmarkIngest is the issue-2 figure: row changes per second through cdc → rules → render →
@@ -117,7 +74,7 @@ func benchBinlog(b *testing.B) (*devdb.Cluster, cdc.Position) {
 // Metrics: raw_rows/s (syncer), rows/s (pipeline, until the checkpoint covers the last row),
 // pct_of_raw, msgs/s, commits (Applies per run).
 func BenchmarkIngest(b *testing.B) {
-	c, from := benchBinlog(b)
+	db, from := benchBinlog(b)
 	for _, every := range []int{100, 10} {
 		b.Run(fmt.Sprintf("match_%dpct", 100/every), func(b *testing.B) {
 			set := loadRules(b, fmt.Sprintf(`
@@ -130,17 +87,17 @@ rules:
     to: '"+4915112345678"'
     channel: sms
     template: "Order {{ .new.id }}: {{ money .new.amount \"EUR\" }} ({{ .new.status }})"
-`, benchDB, every))
+`, db, every))
 			var raw, pipe time.Duration
 			var commits, msgs int
 			for b.Loop() {
 				start := time.Now()
-				if n := rawDecode(b, c, from); n != benchRows {
+				if n := rawDecode(b, db, from); n != benchRows {
 					b.Fatalf("syncer decoded %d rows, want %d", n, benchRows)
 				}
 				raw += time.Since(start)
 
-				n, k, m, took := pipeline(b, c, from, set)
+				n, k, m, took := pipeline(b, db, from, set)
 				pipe += took
 				commits, msgs = commits+k, msgs+m
 				if n != benchRows || m != benchRows/every {
@@ -162,7 +119,7 @@ rules:
 // pipeline runs cdc.Reader → Ingester → a synced Badger store from `from` until the
 // checkpoint covers the replica's last transaction; it returns the rows, the number of
 // Applies, the messages stored and the time from the start of reading to the last commit.
-func pipeline(b *testing.B, c *devdb.Cluster, from cdc.Position, set *rules.Set) (rows, commits, msgs int, took time.Duration) {
+func pipeline(b *testing.B, db string, from cdc.Position, set *rules.Set) (rows, commits, msgs int, took time.Duration) {
 	st, err := state.Open(state.Options{Dir: b.TempDir(), Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
@@ -174,7 +131,7 @@ func pipeline(b *testing.B, c *devdb.Cluster, from cdc.Position, set *rules.Set)
 			fmt.Fprintf(os.Stderr, "commit rows=%d ops=%d took=%s\n", cm.Rows, cm.Ops, cm.Duration)
 		}
 	}
-	cms, took := ingestReplica(b, c, benchDB, from, opts)
+	cms, took := ingestReplica(b, db, from, opts)
 	for _, cm := range cms {
 		rows += cm.Rows
 		msgs += cm.Result.Inserted
@@ -182,13 +139,15 @@ func pipeline(b *testing.B, c *devdb.Cluster, from cdc.Position, set *rules.Set)
 	return rows, len(cms), msgs, took
 }
 
+// countRows counts the rows of schema's row events and closes done at benchRows.
 type countRows struct {
-	rows int
-	done chan struct{}
+	schema string
+	rows   int
+	done   chan struct{}
 }
 
 func (h *countRows) HandleEvent(e *replication.BinlogEvent) error {
-	if re, ok := e.Event.(*replication.RowsEvent); ok && string(re.Table.Schema) == benchDB {
+	if re, ok := e.Event.(*replication.RowsEvent); ok && string(re.Table.Schema) == h.schema {
 		h.rows += len(re.Rows)
 		if h.rows == benchRows {
 			close(h.done)
@@ -199,13 +158,13 @@ func (h *countRows) HandleEvent(e *replication.BinlogEvent) error {
 
 // rawDecode is the ceiling: go-mysql's BinlogSyncer with the decode options cdc uses
 // (ParseTime, UseDecimal) and a synchronous handler that only counts rows.
-func rawDecode(b *testing.B, c *devdb.Cluster, from cdc.Position) int {
-	host, port, _ := net.SplitHostPort(c.Replica().Addr)
+func rawDecode(b *testing.B, db string, from cdc.Position) int {
+	host, port, _ := net.SplitHostPort(cluster.Replica().Addr)
 	p, _ := strconv.Atoi(port)
-	h := &countRows{done: make(chan struct{})}
+	h := &countRows{schema: db, done: make(chan struct{})}
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-		ServerID: 3000 + benchIDs.Add(1), Flavor: "mariadb", Host: host, Port: uint16(p),
-		User: devdb.NotifierUser, Password: "notifier", ParseTime: true, UseDecimal: true,
+		ServerID: serverIDs.Add(1), Flavor: "mariadb", Host: host, Port: uint16(p),
+		User: devdb.NotifierUser, Password: notifierPassword, ParseTime: true, UseDecimal: true,
 		DisableRetrySync: true, SynchronousEventHandler: h, Logger: quiet,
 	})
 	defer syncer.Close()

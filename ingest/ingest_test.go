@@ -91,15 +91,18 @@ func txn(seq int, rows ...cdc.Row) *cdc.Txn {
 	return t
 }
 
-// run feeds txns to a new Ingester and returns after it committed them all.
+// newTestPipeline is the setup most tests here share: a fresh store and the Options of an
+// Ingester that applies the rules of rulesYAML to it, with a quiet logger and a clock stopped
+// at t0. A test sets the fields it is about (MaxBatch, OnCommit, Now, ...) before run.
+func newTestPipeline(t testing.TB, rulesYAML string) (*state.Store, Options) {
+	t.Helper()
+	st := openStore(t)
+	return st, Options{Store: st, Rules: loadRules(t, rulesYAML), Logger: quiet, Now: func() time.Time { return t0 }}
+}
+
+// run feeds txns to a new Ingester and returns after it committed them all or failed.
 func run(t testing.TB, opts Options, txns ...*cdc.Txn) (*Ingester, error) {
 	t.Helper()
-	if opts.Logger == nil {
-		opts.Logger = quiet
-	}
-	if opts.Now == nil {
-		opts.Now = func() time.Time { return t0 }
-	}
 	g, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +115,37 @@ func run(t testing.TB, opts Options, txns ...*cdc.Txn) (*Ingester, error) {
 	return g, g.Run(context.Background(), ch)
 }
 
+// mustRun is run for transactions that must all be committed.
+func mustRun(t testing.TB, opts Options, txns ...*cdc.Txn) *Ingester {
+	t.Helper()
+	g, err := run(t, opts, txns...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// start runs a new Ingester on an unbuffered channel, for tests that act between
+// transactions: a send returns once the Ingester has received the transaction. finish
+// closes the channel and fails the test unless Run then returns nil.
+func start(t testing.TB, opts Options) (g *Ingester, txns chan<- *cdc.Txn, finish func()) {
+	t.Helper()
+	g, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *cdc.Txn)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background(), ch) }()
+	return g, ch, func() {
+		t.Helper()
+		close(ch)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func get(t testing.TB, st *state.Store, key string) *state.Message {
 	t.Helper()
 	m, err := st.Get(key)
@@ -122,15 +156,12 @@ func get(t testing.TB, st *state.Store, key string) *state.Message {
 }
 
 func TestMessagesAndCheckpointAreCommittedTogether(t *testing.T) {
-	st := openStore(t)
-	_, err := run(t, Options{Store: st, Rules: loadRules(t, testRules)},
+	st, opts := newTestPipeline(t, testRules)
+	mustRun(t, opts,
 		txn(1, contract(1, "active", "Ann")),
 		txn(2, contract(2, "draft", nil)), // matches nothing
 		txn(3, contract(3, "active", "Bob"), contract(4, "active", "Cid")),
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cp, ok, err := st.Checkpoint()
 	if err != nil || !ok {
 		t.Fatalf("checkpoint: ok=%v err=%v", ok, err)
@@ -152,11 +183,8 @@ func TestMessagesAndCheckpointAreCommittedTogether(t *testing.T) {
 }
 
 func TestTemplateFailureStoresThatMessageDeadAndOthersGoOut(t *testing.T) {
-	st := openStore(t)
-	_, err := run(t, Options{Store: st, Rules: loadRules(t, testRules)}, txn(1, contract(7, "active", nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, opts := newTestPipeline(t, testRules)
+	mustRun(t, opts, txn(1, contract(7, "active", nil)))
 	dead := get(t, st, "nickname:7")
 	if dead.Status != state.StatusDead || dead.Reason != ReasonTemplate || !strings.Contains(dead.LastError, "nick") {
 		t.Fatalf("nickname:7 = status %s reason %q error %q, want dead/template naming the field", dead.Status, dead.Reason, dead.LastError)
@@ -167,8 +195,7 @@ func TestTemplateFailureStoresThatMessageDeadAndOthersGoOut(t *testing.T) {
 }
 
 func TestRuleErrorOnARowStoresADeadMessage(t *testing.T) {
-	st := openStore(t)
-	set := loadRules(t, `
+	st, opts := newTestPipeline(t, `
 rules:
   - name: bad_key
     table: app.contracts
@@ -178,10 +205,7 @@ rules:
     channel: sms
     template: "x"
 `)
-	_, err := run(t, Options{Store: st, Rules: set}, txn(5, contract(1, "active", "A")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mustRun(t, opts, txn(5, contract(1, "active", "A")))
 	ms, err := st.List(context.Background(), state.Filter{Status: state.StatusDead})
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +219,9 @@ rules:
 }
 
 func TestATransactionIsNeverSplitAcrossApplies(t *testing.T) {
-	rs := &recordingStore{Store: openStore(t)}
+	st, opts := newTestPipeline(t, testRules)
+	rs := &recordingStore{Store: st}
+	opts.Store, opts.MaxBatch, opts.FlushInterval = rs, 14, time.Hour
 	var txns []*cdc.Txn
 	id := int64(0)
 	for seq := 1; seq <= 20; seq++ {
@@ -206,10 +232,7 @@ func TestATransactionIsNeverSplitAcrossApplies(t *testing.T) {
 		}
 		txns = append(txns, txn(seq, rows...))
 	}
-	_, err := run(t, Options{Store: rs, Rules: loadRules(t, testRules), MaxBatch: 14, FlushInterval: time.Hour}, txns...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mustRun(t, opts, txns...)
 	total := 0
 	for i, b := range rs.batches {
 		if n := len(b.Messages); n%6 != 0 || n > 14 {
@@ -226,9 +249,9 @@ func TestATransactionIsNeverSplitAcrossApplies(t *testing.T) {
 }
 
 func TestATransactionBiggerThanOneBatchIsAnError(t *testing.T) {
-	st := openStore(t)
-	_, err := run(t, Options{Store: st, Rules: loadRules(t, testRules), MaxBatch: 3},
-		txn(9, contract(1, "active", "a"), contract(2, "active", "b")))
+	st, opts := newTestPipeline(t, testRules)
+	opts.MaxBatch = 3
+	_, err := run(t, opts, txn(9, contract(1, "active", "a"), contract(2, "active", "b")))
 	if !errors.Is(err, ErrTxnTooBig) || !strings.Contains(err.Error(), "gtid:0-1-9") {
 		t.Fatalf("err = %v, want ErrTxnTooBig naming the position", err)
 	}
@@ -238,37 +261,24 @@ func TestATransactionBiggerThanOneBatchIsAnError(t *testing.T) {
 }
 
 func TestReplayCreatesNothingTwice(t *testing.T) {
-	st := openStore(t)
+	_, opts := newTestPipeline(t, testRules)
 	var results []state.ApplyResult
-	opts := Options{Store: st, Rules: loadRules(t, testRules), OnCommit: func(c Commit) { results = append(results, c.Result) }}
+	opts.OnCommit = func(c Commit) { results = append(results, c.Result) }
 	x := txn(1, contract(1, "active", "A"))
-	if _, err := run(t, opts, x); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run(t, opts, x); err != nil {
-		t.Fatal(err)
-	}
+	mustRun(t, opts, x)
+	mustRun(t, opts, x)
 	if len(results) != 2 || results[0].Inserted != 2 || results[1].Inserted != 0 || results[1].Existing != 2 {
 		t.Fatalf("apply results = %+v, want 2 inserted then 2 existing", results)
 	}
 }
 
 func TestRuleSwapTakesEffectBetweenTransactions(t *testing.T) {
-	st := openStore(t)
-	g, err := New(Options{Store: st, Rules: loadRules(t, testRules), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan *cdc.Txn)
-	done := make(chan error, 1)
-	go func() { done <- g.Run(context.Background(), ch) }()
-	ch <- txn(1, contract(1, "active", "A"))
+	st, opts := newTestPipeline(t, testRules)
+	g, txns, finish := start(t, opts)
+	txns <- txn(1, contract(1, "active", "A"))
 	g.SetRules(loadRules(t, strings.ReplaceAll(testRules, "is active", "is now active")))
-	ch <- txn(2, contract(2, "active", "B"))
-	close(ch)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	txns <- txn(2, contract(2, "active", "B"))
+	finish()
 	if got := get(t, st, "activated:1").Text; got != "Contract 1 is active, €1,234.50." {
 		t.Fatalf("before the swap: %q", got)
 	}
@@ -278,16 +288,12 @@ func TestRuleSwapTakesEffectBetweenTransactions(t *testing.T) {
 }
 
 func TestBlastRadiusGuardHoldsMessagesBeyondMaxPerMinute(t *testing.T) {
-	st := openStore(t)
-	set := loadRules(t, strings.Replace(testRules, "    channel: sms\n", "    channel: sms\n    max_per_minute: 2\n", 1))
+	st, opts := newTestPipeline(t, strings.Replace(testRules, "    channel: sms\n", "    channel: sms\n    max_per_minute: 2\n", 1))
 	var txns []*cdc.Txn
 	for i := 1; i <= 4; i++ {
 		txns = append(txns, txn(i, contract(int64(i), "active", "N")))
 	}
-	g, err := run(t, Options{Store: st, Rules: set}, txns...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := mustRun(t, opts, txns...)
 	for i, want := range []state.Status{state.StatusReady, state.StatusReady, state.StatusHeld, state.StatusHeld} {
 		if m := get(t, st, fmt.Sprintf("activated:%d", i+1)); m.Status != want {
 			t.Fatalf("activated:%d status = %s, want %s", i+1, m.Status, want)
@@ -329,8 +335,7 @@ func TestGuardResumesAfterACalmMinute(t *testing.T) {
 }
 
 func TestRemindersAreScheduledAndCancelled(t *testing.T) {
-	st := openStore(t)
-	set := loadRules(t, `
+	_, opts := newTestPipeline(t, `
 rules:
   - name: due_soon
     table: app.contracts
@@ -345,12 +350,9 @@ rules:
 	del := &cdc.Txn{Position: cdc.Position{GTID: "0-1-2"}, CommitTime: t0.Add(2 * time.Second),
 		Changes: []cdc.Change{{Schema: "app", Table: "contracts", Op: cdc.OpDelete, Before: contract(1, "active", "A")}}}
 	var res []state.ApplyResult
-	_, err := run(t, Options{Store: st, Rules: set, FlushInterval: time.Nanosecond,
-		OnCommit: func(c Commit) { res = append(res, c.Result) }},
-		txn(1, contract(1, "active", "A")), del)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts.FlushInterval = time.Nanosecond
+	opts.OnCommit = func(c Commit) { res = append(res, c.Result) }
+	mustRun(t, opts, txn(1, contract(1, "active", "A")), del)
 	sched, cancelled := 0, 0
 	for _, r := range res {
 		sched += r.Scheduled
@@ -362,8 +364,7 @@ rules:
 }
 
 func TestDigestWindowBecomesOneMessage(t *testing.T) {
-	st := openStore(t)
-	set := loadRules(t, `
+	st, opts := newTestPipeline(t, `
 rules:
   - name: supplier_digest
     table: app.contracts
@@ -376,12 +377,8 @@ rules:
     template: "{{ range .items }}#{{ .new.id }} {{ end }}"
 `)
 	now := t0
-	clock := func() time.Time { return now }
-	g, err := run(t, Options{Store: st, Rules: set, Now: clock},
-		txn(1, contract(1, "active", "A"), contract(2, "active", "B")), txn(2, contract(3, "draft", "C")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts.Now = func() time.Time { return now }
+	g := mustRun(t, opts, txn(1, contract(1, "active", "A"), contract(2, "active", "B")), txn(2, contract(3, "draft", "C")))
 	if n, err := g.FlushDigests(context.Background(), st); err != nil || n != 0 {
 		t.Fatalf("flush before the window ends: n=%d err=%v", n, err)
 	}
@@ -403,8 +400,7 @@ rules:
 }
 
 func TestFireGateSkipsMisfiredRemindersAndDefersQuietHours(t *testing.T) {
-	st := openStore(t)
-	set := loadRules(t, `
+	st, opts := newTestPipeline(t, `
 rules:
   - name: late
     table: app.contracts
@@ -424,10 +420,7 @@ rules:
     quiet_hours: {from: "21:00", to: "08:00", timezone: UTC}
     template: "quiet {{ .new.id }}"
 `)
-	g, err := run(t, Options{Store: st, Rules: set}, txn(1, contract(1, "active", "A")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := mustRun(t, opts, txn(1, contract(1, "active", "A")))
 	gate := NewFireGate(st, g, nil)
 	// Two hours after the fire time, at 22:00 UTC (inside the quiet window).
 	at := time.Date(2026, 11, 30, 22, 0, 0, 0, time.UTC)
@@ -490,16 +483,10 @@ func TestTemplateDataJSONIsWhatEncodingJSONWrites(t *testing.T) {
 }
 
 func TestLagIsZeroOnceEverythingReadIsCommitted(t *testing.T) {
-	st := openStore(t)
-	now := t0.Add(time.Hour)
-	g, err := New(Options{Store: st, Rules: loadRules(t, testRules), Logger: quiet, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan *cdc.Txn)
-	done := make(chan error, 1)
-	go func() { done <- g.Run(context.Background(), ch) }()
-	ch <- txn(1, contract(1, "active", "A"))
+	_, opts := newTestPipeline(t, testRules)
+	opts.Now = func() time.Time { return t0.Add(time.Hour) }
+	g, txns, finish := start(t, opts)
+	txns <- txn(1, contract(1, "active", "A"))
 	// Wait until the batch is committed and the evaluator is idle. (caughtUp alone may still
 	// be the flag set before the transaction was received.)
 	for _, ok := g.LastCommit(); !ok || !g.caughtUp.Load(); _, ok = g.LastCommit() {
@@ -512,18 +499,14 @@ func TestLagIsZeroOnceEverythingReadIsCommitted(t *testing.T) {
 	if lag := g.Lag(); lag != time.Hour-time.Second {
 		t.Fatalf("lag behind = %s, want 59m59s (now − the last transaction's commit time)", lag)
 	}
-	close(ch)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	finish()
 }
 
 // An initial snapshot legitimately creates a message for every row it reads: the guard is
 // for a wrong `when` on live changes, so snapshot rows neither count nor get held, and the
 // live changes after them are judged on their own.
 func TestBlastRadiusGuardIgnoresSnapshotRows(t *testing.T) {
-	st := openStore(t)
-	set := loadRules(t, `
+	st, opts := newTestPipeline(t, `
 rules:
   - name: activated
     table: app.contracts
@@ -541,10 +524,7 @@ rules:
 			After: contract(int64(i), "active", "N"), Index: i - 1})
 	}
 	live := txn(2, contract(6, "active", "N"), contract(7, "active", "N"), contract(8, "active", "N"))
-	g, err := run(t, Options{Store: st, Rules: set}, snap, live)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := mustRun(t, opts, snap, live)
 	want := []state.Status{state.StatusReady, state.StatusReady, state.StatusReady, state.StatusReady, state.StatusReady, // snapshot
 		state.StatusReady, state.StatusReady, state.StatusHeld} // live: the third of the minute is over the limit
 	for i, w := range want {
@@ -562,7 +542,7 @@ rules:
 // fail-over to another replica re-reading it must find the same keys. Without GTIDs the
 // file:pos is all there is.
 func TestDefaultKeysUseTheGTIDSetAloneSoAnotherReplicaFindsThem(t *testing.T) {
-	set := loadRules(t, `
+	st, opts := newTestPipeline(t, `
 rules:
   - name: notify
     table: app.contracts
@@ -588,12 +568,10 @@ rules:
 	otherReplica := cdc.Position{GTID: "0-1-42", File: "replica-bin.000011", Pos: 98765}
 	noGTID := cdc.Position{File: "mysql-bin.000003", Pos: 1234}
 
-	st := openStore(t)
 	var res []state.ApplyResult
+	opts.OnCommit = func(c Commit) { res = append(res, c.Result) }
 	for _, p := range []cdc.Position{primaryReplica, otherReplica} {
-		if _, err := run(t, Options{Store: st, Rules: set, OnCommit: func(c Commit) { res = append(res, c.Result) }}, at(p)); err != nil {
-			t.Fatal(err)
-		}
+		mustRun(t, opts, at(p))
 	}
 	if res[0].Inserted != 2 || res[1].Inserted != 0 || res[1].Existing != 2 {
 		t.Fatalf("apply results %+v: want the second replica's transaction to find both messages", res)
@@ -604,9 +582,8 @@ rules:
 	get(t, st, "broken/error/gtid:0-1-42/0")
 
 	st = openStore(t)
-	if _, err := run(t, Options{Store: st, Rules: set}, at(noGTID)); err != nil {
-		t.Fatal(err)
-	}
+	opts.Store, opts.OnCommit = st, nil
+	mustRun(t, opts, at(noGTID))
 	get(t, st, "notify:file:mysql-bin.000003:1234#0")
 	get(t, st, "broken/error/file:mysql-bin.000003:1234/0")
 }

@@ -8,114 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"notifier/cdc"
-	"notifier/devdb"
 	"notifier/state"
 )
-
-// binlogDatabase creates a fresh database named after the test on the cluster's primary with
-// the given tables, waits for the replica, and returns its name and the replica's GTID
-// position before anything else is written.
-func binlogDatabase(t *testing.T, c *devdb.Cluster, tables ...string) (string, cdc.Position) {
-	t.Helper()
-	ctx := ctxT(t, 2*time.Minute)
-	var b strings.Builder
-	b.WriteString("it_")
-	for _, r := range strings.ToLower(t.Name()) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	db := b.String()
-	if len(db) > 60 {
-		db = db[:60]
-	}
-	stmts := []string{"DROP DATABASE IF EXISTS " + db, "CREATE DATABASE " + db}
-	for _, tbl := range tables {
-		stmts = append(stmts, "CREATE TABLE "+db+"."+tbl)
-	}
-	if err := c.Primary().Exec(ctx, stmts...); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitReplicated(ctx); err != nil {
-		t.Fatal(err)
-	}
-	gtid, err := c.Replica().GTIDBinlogPos(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db, cdc.Position{GTID: gtid}
-}
-
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// ingestReplica runs cdc.Reader (on the replica, tables of db) → Ingester → opts.Store from
-// `from` until the committed checkpoint reaches the replica's current GTID position; it
-// returns the commits and the time from the start of reading to the last commit.
-// Everything to read must already be replicated, so the reader delivers it in a burst and
-// FlushInterval groups many binlog transactions per Apply (group commit).
-func ingestReplica(tb testing.TB, c *devdb.Cluster, db string, from cdc.Position, opts Options) ([]Commit, time.Duration) {
-	tb.Helper()
-	ctx := ctxT(tb, 5*time.Minute)
-	if err := c.WaitReplicated(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	until, err := c.Replica().GTIDBinlogPos(ctx)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rd, err := cdc.New(cdc.Options{Addr: c.Replica().Addr, User: devdb.NotifierUser, Password: "notifier",
-		Flavor: "mariadb", ServerID: 3000 + benchIDs.Add(1), Include: []string{db + ".*"}, Logger: quiet})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer rd.Close()
-	done := make(chan struct{})
-	var commits []Commit
-	opts.Logger = quiet
-	onCommit := opts.OnCommit
-	opts.OnCommit = func(cm Commit) {
-		commits = append(commits, cm)
-		if onCommit != nil {
-			onCommit(cm)
-		}
-		if cm.Position.GTID == until {
-			close(done)
-		}
-	}
-	g, err := New(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer g.Close()
-	rctx, stop := context.WithCancel(ctx)
-	start := time.Now()
-	txns := make(chan *cdc.Txn, 1024)
-	readErr := make(chan error, 1)
-	go func() { readErr <- rd.Run(rctx, from, txns); close(txns) }()
-	ingErr := make(chan error, 1)
-	go func() { ingErr <- g.Run(context.Background(), txns) }()
-	select {
-	case <-done:
-	case err := <-ingErr:
-		stop()
-		tb.Fatalf("ingest stopped before %s: %v", until, err)
-	case <-ctx.Done():
-		stop()
-		tb.Fatalf("ingest did not reach %s (%d commits)", until, len(commits))
-	}
-	took := time.Since(start)
-	stop()
-	<-readErr
-	if err := <-ingErr; err != nil {
-		tb.Fatal(err)
-	}
-	return commits, took
-}
 
 // pendingSlots returns the slots of the scheduled messages in st.
 func pendingSlots(t testing.TB, st *state.Store) map[string]string {
@@ -146,8 +40,7 @@ func pendingSlots(t testing.TB, st *state.Store) map[string]string {
 // burst so that many binlog transactions share each Apply; the pending reminders must be
 // exactly those of the rows a direct query finds active.
 func TestRowsFlippedWithinOneGroupCommitEndWithTheirLastSchedule(t *testing.T) {
-	c := cluster(t)
-	db, from := binlogDatabase(t, c, "flip (id INT PRIMARY KEY, active TINYINT NOT NULL, due DATETIME NOT NULL)")
+	db, from := binlogDatabase(t, "flip (id INT PRIMARY KEY, active TINYINT NOT NULL, due DATETIME NOT NULL)")
 	set := loadRules(t, fmt.Sprintf(`
 rules:
   - name: due
@@ -178,13 +71,11 @@ rules:
 			stmts = append(stmts, fmt.Sprintf("UPDATE %s.flip SET active = %d WHERE id = %d", db, f%2^1, id))
 		}
 	}
-	if err := c.Primary().Exec(ctxT(t, 2*time.Minute), stmts...); err != nil {
-		t.Fatal(err)
-	}
+	primary(t, stmts...)
 
 	st := openStore(t)
 	// Batches of at most 400 operations: several group commits, each of many transactions.
-	commits, _ := ingestReplica(t, c, db, from, Options{Store: st, Rules: set, FlushInterval: 200 * time.Millisecond, MaxBatch: 400})
+	commits, _ := ingestReplica(t, db, from, Options{Store: st, Rules: set, FlushInterval: 200 * time.Millisecond, MaxBatch: 400})
 	maxTxns := 0
 	for _, cm := range commits {
 		maxTxns = max(maxTxns, cm.Transactions)
@@ -194,7 +85,7 @@ rules:
 	}
 
 	want := map[string]bool{}
-	sdb, err := c.Replica().DB()
+	sdb, err := cluster.Replica().DB()
 	if err != nil {
 		t.Fatal(err)
 	}
