@@ -15,7 +15,6 @@ import (
 	"notifier/cdc"
 	"notifier/ingest"
 	"notifier/render"
-	"notifier/rules"
 	"notifier/state"
 )
 
@@ -24,9 +23,9 @@ import (
 // starts at from, else the store's checkpoint when the store can be read (it is not when the
 // service holds it), else the server's current position.
 func dryRun(ctx context.Context, cfg *Config, log *slog.Logger, out, from string, unmask bool) error {
-	set, err := rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
+	set, err := loadConfigRules(cfg)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("rules %s:\n%v", cfg.Rules.Dir, err), 2)
+		return err
 	}
 	password, err := cfg.Source.password()
 	if err != nil {
@@ -86,7 +85,7 @@ func storeCheckpoint(cfg *Config, log *slog.Logger) cdc.Position {
 	if _, err := os.Stat(cfg.Store.Dir); err != nil {
 		return cdc.Position{}
 	}
-	st, err := state.Open(state.Options{Dir: cfg.Store.Dir, Logger: log})
+	st, err := openStoreOffline(cfg.Store.Dir, cfg, log)
 	if err != nil {
 		log.Warn("dry run: store not readable, starting at the server's current position", "error", err)
 		return cdc.Position{}

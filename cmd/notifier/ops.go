@@ -131,7 +131,7 @@ func connect(c *cli.Context) (*session, error) {
 	if t.storeDir == "" {
 		return nil, fmt.Errorf("no service answers at %s and no store is given: pass --store DIR or --config FILE (%w)", t.addr, reason)
 	}
-	st, err := state.Open(state.Options{Dir: t.storeDir, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	st, err := openStoreOffline(t.storeDir, t.cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		if errors.Is(err, state.ErrInUse) {
 			return nil, fmt.Errorf("store %s is in use by a running service whose admin API did not answer at %s: pass its address with --admin: %w", t.storeDir, t.addr, err)

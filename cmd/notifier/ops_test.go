@@ -375,6 +375,26 @@ func TestOpsStoreInUse(t *testing.T) {
 	}
 }
 
+// TestOfflineCommandsRefuseAStoreTheServiceHolds: snapshot and sweep open the store through
+// the helper the operator commands use; a store the service holds is refused with an error
+// that says so and points at the admin API.
+func TestOfflineCommandsRefuseAStoreTheServiceHolds(t *testing.T) {
+	_, dir := admintest.Open(t) // stays open: "the service"
+	cfgPath := filepath.Join(t.TempDir(), "notifier.yaml")
+	must(t, os.WriteFile(cfgPath, []byte(strings.Replace(minimalConfig, "dir: data", "dir: "+dir, 1)), 0o644))
+	for _, args := range [][]string{
+		{"snapshot", "status", "--config", cfgPath},
+		{"sweep", "status", "--config", cfgPath},
+		{"sweep", "run", "--config", cfgPath, "birthday"},
+	} {
+		_, _, err := opsRun(t, args...)
+		want := "open store " + dir + " (stop the service first): store " + dir + " is in use by another notifier process"
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "use the admin API") {
+			t.Errorf("%v: err = %v\nwant it to contain %q and point at the admin API", args, err, want)
+		}
+	}
+}
+
 // TestOpsAutoModePrefersTheService: with both a live API and a store, the API is used.
 func TestOpsAutoModePrefersTheService(t *testing.T) {
 	w := opsFixture(t, opsOnline)

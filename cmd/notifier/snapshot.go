@@ -76,16 +76,12 @@ service. --table re-snapshots some tables and keeps a valid checkpoint.`,
 			Usage: "show the last snapshot run and its tables' cursors",
 			Flags: []cli.Flag{configFlag()},
 			Action: func(c *cli.Context) error {
-				cfg, err := LoadConfig(c.String("config"))
-				if err != nil {
-					return cli.Exit(err.Error(), 2)
-				}
-				st, err := openStoreOffline(cfg)
+				env, err := openOffline(c, false)
 				if err != nil {
 					return err
 				}
-				defer st.Close()
-				return printSnapshotStatus(c, st)
+				defer env.Close()
+				return printSnapshotStatus(c, env.store)
 			},
 		}},
 		Action: func(c *cli.Context) error {
@@ -93,23 +89,16 @@ service. --table re-snapshots some tables and keeps a valid checkpoint.`,
 			if all == (len(tables) > 0) {
 				return cli.Exit("snapshot: give --table SCHEMA.TABLE (repeatable) or --all", 2)
 			}
-			cfg, log, err := loadForCommand(c)
-			if err != nil {
-				return err
-			}
 			sc := SnapshotConfig{}
 			if r := c.Int("rows-per-second"); r >= 0 {
 				sc.RowsPerSecond = &r
 			}
-			st, err := openStoreOffline(cfg)
+			env, err := openOffline(c, true)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			set, err := rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
-			if err != nil {
-				return cli.Exit(fmt.Sprintf("rules %s:\n%v", cfg.Rules.Dir, err), 2)
-			}
+			defer env.Close()
+			cfg, st, set := env.cfg, env.store, env.rules
 			_, hasCP, err := st.Checkpoint()
 			if err != nil {
 				return err
@@ -119,7 +108,7 @@ service. --table re-snapshots some tables and keeps a valid checkpoint.`,
 					return err
 				}
 			}
-			res, err := runSnapshot(c.Context, cfg, sc, st, set, tables, all || !hasCP, log, nil)
+			res, err := runSnapshot(c.Context, cfg, sc, st, set, tables, all || !hasCP, env.log, nil)
 			if err != nil {
 				return err
 			}
@@ -147,20 +136,13 @@ func sweepCommand() *cli.Command {
 				if c.NArg() != 1 {
 					return cli.Exit("sweep run: give the sweep NAME", 2)
 				}
-				cfg, log, err := loadForCommand(c)
+				env, err := openOffline(c, true)
 				if err != nil {
 					return err
 				}
-				st, err := openStoreOffline(cfg)
-				if err != nil {
-					return err
-				}
-				defer st.Close()
-				set, err := rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
-				if err != nil {
-					return cli.Exit(fmt.Sprintf("rules %s:\n%v", cfg.Rules.Dir, err), 2)
-				}
-				s, err := newSweeps(cfg, SweepsConfig{}, st, set, log, nil)
+				defer env.Close()
+				set := env.rules
+				s, err := newSweeps(env.cfg, SweepsConfig{}, env.store, set, env.log, nil)
 				if err != nil {
 					return err
 				}
@@ -183,20 +165,12 @@ func sweepCommand() *cli.Command {
 			Usage: "show each sweep's schedule, next tick and last run",
 			Flags: []cli.Flag{configFlag()},
 			Action: func(c *cli.Context) error {
-				cfg, err := LoadConfig(c.String("config"))
-				if err != nil {
-					return cli.Exit(err.Error(), 2)
-				}
-				st, err := openStoreOffline(cfg)
+				env, err := openOffline(c, true)
 				if err != nil {
 					return err
 				}
-				defer st.Close()
-				set, err := rules.LoadDir(cfg.Rules.Dir, cfg.rulesOptions())
-				if err != nil {
-					return cli.Exit(fmt.Sprintf("rules %s:\n%v", cfg.Rules.Dir, err), 2)
-				}
-				sts, err := sweep.Statuses(st, set, time.Now())
+				defer env.Close()
+				sts, err := sweep.Statuses(env.store, env.rules, time.Now())
 				if err != nil {
 					return err
 				}
@@ -205,29 +179,6 @@ func sweepCommand() *cli.Command {
 			},
 		}},
 	}
-}
-
-func loadForCommand(c *cli.Context) (*Config, *slog.Logger, error) {
-	cfg, err := LoadConfig(c.String("config"))
-	if err != nil {
-		return nil, nil, cli.Exit(err.Error(), 2)
-	}
-	if lvl := c.String("log-level"); lvl != "" {
-		cfg.Log.Level = lvl
-	}
-	log, err := newLogger(c.App.ErrWriter, cfg.Log.Level, cfg.Log.Format)
-	if err != nil {
-		return nil, nil, cli.Exit(err.Error(), 2)
-	}
-	return cfg, log, nil
-}
-
-func openStoreOffline(cfg *Config) (*state.Store, error) {
-	st, err := state.Open(state.Options{Dir: cfg.Store.Dir, DedupeHorizon: cfg.Store.DedupeHorizon})
-	if err != nil {
-		return nil, fmt.Errorf("open store %s (stop the service first): %w", cfg.Store.Dir, err)
-	}
-	return st, nil
 }
 
 // runSnapshot runs (or resumes) a snapshot of tables through a cdc reader of the source.
