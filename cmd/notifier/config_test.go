@@ -87,7 +87,14 @@ func TestTheShippedConfigsAndRulesAreValid(t *testing.T) {
 			t.Errorf("rules check with %s: exit %d\n%s", cfg, code, stderr.String())
 		}
 	}
+	// The demo's config is complete as shipped (the shipped service config needs its secrets:
+	// TestConfigCheckAcceptsTheShippedConfig).
 	var stdout, stderr bytes.Buffer
+	if code := run([]string{"notifier", "config", "check", "--config", "../../configs/demo.yaml"}, &stdout, &stderr); code != 0 {
+		t.Errorf("config check of configs/demo.yaml: exit %d\n%s", code, stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
 	code := run([]string{"notifier", "rules", "test", "--fixtures", "../../configs/fixtures/rules_test.yaml", "../../configs/rules"}, &stdout, &stderr)
 	if code != 0 || !strings.Contains(stdout.String(), " passed, 0 failed") {
 		t.Fatalf("rules test --fixtures: exit %d\n%s%s", code, stdout.String(), stderr.String())

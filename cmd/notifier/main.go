@@ -45,6 +45,7 @@ func App(stdout, stderr io.Writer) *cli.App {
 	var cmds []*cli.Command
 	cmds = append(cmds, runCommands()...)      // run, demo              (run.go, demo.go)
 	cmds = append(cmds, rulesCommands()...)    // rules check|test       (rules.go)
+	cmds = append(cmds, configCommands()...)   // config check           (config_check.go)
 	cmds = append(cmds, opsCommands()...)      // status, messages, ...  (ops.go)
 	cmds = append(cmds, snapshotCommands()...) // snapshot, sweep     (snapshot.go)
 	return &cli.App{

@@ -184,21 +184,41 @@ func rulesCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	set, err := rules.LoadDir(dir, opts)
+	set, err := checkRules(dir, opts)
 	if err != nil {
-		return cli.Exit(formatRuleErrors(err), 2)
+		return cli.Exit(err.Error(), 2)
 	}
-	fmt.Fprintf(c.App.Writer, "ok: %d rules, %d sweeps in %d files (hash %.12s)\n",
-		len(set.Rules), len(set.Sweeps), len(set.Files), set.Hash)
+	fmt.Fprintf(c.App.Writer, "ok: %s\n", rulesSummary(set))
 	return nil
 }
 
-// formatRuleErrors prints one "file:line:col: message" line per problem.
+// checkRules loads and compiles every rule file of dir (rules check, config check): the error
+// has one "file:line:col: message" line per problem.
+func checkRules(dir string, opts rules.Options) (*rules.Set, error) {
+	set, err := rules.LoadDir(dir, opts)
+	if err != nil {
+		return nil, errors.New(formatRuleErrors(err))
+	}
+	return set, nil
+}
+
+// rulesSummary is what a check that loaded the rules says about them.
+func rulesSummary(set *rules.Set) string {
+	return fmt.Sprintf("%d rules, %d sweeps in %d files (hash %.12s)",
+		len(set.Rules), len(set.Sweeps), len(set.Files), set.Hash)
+}
+
+// formatRuleErrors prints one "file:line:col: message" line per problem; a problem of no file
+// (an unreadable directory) is its message alone.
 func formatRuleErrors(err error) string {
 	var b strings.Builder
 	for i, e := range rules.Errors(err) {
 		if i > 0 {
 			b.WriteByte('\n')
+		}
+		if e.File == "" {
+			b.WriteString(e.Msg)
+			continue
 		}
 		b.WriteString(e.Error())
 	}
