@@ -346,7 +346,8 @@ func decodeCheckpoint(b []byte) (Checkpoint, error) {
 	return cp, nil
 }
 
-// The slot record: version ms (8 bytes, big-endian) then the message key.
+// The slot record: its version (8 bytes, big-endian: 0, a time in unix ms, or
+// txnVersionTag|TxnVersion; see Schedule) then the message key.
 func encodeSlot(version int64, key string) []byte {
 	b := make([]byte, 0, 8+len(key))
 	b = binary.BigEndian.AppendUint64(b, uint64(version))

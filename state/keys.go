@@ -20,7 +20,8 @@ import (
 //	i/<status:1>/<updated ms:8>/<key>         status index, empty value, for the other statuses
 //	                                          (sent, dead, cancelled, uncertain, held, skipped):
 //	                                          List --state, Counts at Open, Expire by age
-//	s/<slot>                                  reminder slot "<rule>/<entity>": version ms:8 + key
+//	s/<slot>                                  reminder slot "<rule>/<entity>": version:8 (time
+//	                                          or tagged transaction version) + key
 //	h/<window end ms:8>/<rule>/<group>        open digest window header (channel, to)
 //	g/<rule>/<group>/<window end ms:8>/<item> digest item data
 //	x/<window end ms:8>/<rule>/<group>        flushed-window marker (kept for the dedupe horizon)
