@@ -210,45 +210,85 @@ func (s *Sender) Run(ctx context.Context) error {
 	return err
 }
 
+// claimsInFlight is how many Claims the loop runs at once during a burst: the store builds
+// one while the one before it commits (Store.Claim), so claiming is not bounded by the sum of
+// the two. Outside a burst (the last claim did not come back full) there is one at a time.
+const claimsInFlight = 2
+
+// claimResult is what one Claim call returned.
+type claimResult struct {
+	msgs  []*state.Message
+	err   error
+	limit int
+	now   time.Time
+}
+
 // loop claims while there is room and something is due, and sleeps otherwise. It keeps at
 // most `target` claimed messages waiting to start; target follows the consumption (see
-// Options.ClaimBatch).
+// Options.ClaimBatch). Claims run on their own goroutines, up to claimsInFlight during a
+// burst; their limits count against the room while they run.
 func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 	capacity := int64(s.opts.Concurrency + 2*s.opts.ClaimBatch)
 	minTarget, maxTarget := int64(min(s.opts.Concurrency, s.opts.ClaimBatch)), int64(s.opts.ClaimBatch)
 	target, lastStarted := minTarget, s.started.Load()
-	empty := 0 // claims in a row that returned nothing
+	results := make(chan claimResult, claimsInFlight)
+	inFlight, reserved := 0, int64(0) // claims running, and the sum of their limits
+	full := true                      // the last claim came back full: claim again at once
+	empty := 0                        // claims in a row that returned nothing
+	var lastNow time.Time
 	for {
-		if ctx.Err() != nil {
-			return nil
+		// Start claims: one when something may be due, a second while the claims keep
+		// coming back full.
+		for ctx.Err() == nil && inFlight < claimsInFlight && full {
+			room := min(target-s.waiting.Load(), capacity-s.claimed.Load()-reserved)
+			if room < max(1, target/2) && s.claimed.Load()+reserved > 0 {
+				break
+			}
+			select { // a Kick before this claim is served by it
+			case <-s.kick:
+			default:
+			}
+			limit, now := int(room), s.now()
+			inFlight++
+			reserved += room
+			go func() {
+				msgs, err := s.opts.Store.Claim(ctx, now, limit)
+				results <- claimResult{msgs: msgs, err: err, limit: limit, now: now}
+			}()
 		}
-		room := min(target-s.waiting.Load(), capacity-s.claimed.Load())
-		if room < max(1, target/2) && s.claimed.Load() > 0 {
-			select {
-			case <-ctx.Done():
+		if inFlight == 0 {
+			if ctx.Err() != nil {
 				return nil
+			}
+			if !full {
+				s.wait(ctx, lastNow, empty)
+				full = true
+				continue
+			}
+			select { // no room: wait until sends start or complete
+			case <-ctx.Done():
 			case <-s.room:
 			}
 			continue
 		}
-		select { // a Kick before this claim is served by it
-		case <-s.kick:
-		default:
+		var r claimResult
+		select {
+		case r = <-results:
+		case <-s.room:
+			continue
 		}
-		limit := int(room)
-		now := s.now()
-		msgs, err := s.opts.Store.Claim(ctx, now, limit)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		inFlight--
+		reserved -= int64(r.limit)
+		if r.err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("claim due messages", "err", r.err)
+				s.metrics.claimErrors.Inc()
+				s.sleep(ctx, s.opts.PollInterval)
 			}
-			s.log.Error("claim due messages", "err", err)
-			s.metrics.claimErrors.Inc()
-			s.sleep(ctx, s.opts.PollInterval)
 			continue
 		}
 		started := s.started.Load()
-		if len(msgs) == limit && s.waiting.Load() == 0 {
+		if len(r.msgs) == r.limit && s.waiting.Load() == 0 {
 			// Starved: the sends took all we had claimed before this claim returned, so what
 			// they consumed measures our claims, not the channel. Twice that is the previous
 			// claim again (limit = target - the batch just claimed), which pinned a burst at
@@ -260,11 +300,11 @@ func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 			target = min(max(2*(started-lastStarted), minTarget), maxTarget)
 		}
 		lastStarted = started
-		for _, m := range msgs {
+		for _, m := range r.msgs {
 			s.claimed.Add(1)
 			s.waiting.Add(1)
 			if !m.DueAt.IsZero() {
-				s.metrics.lateness.Update(now.Sub(m.DueAt).Seconds())
+				s.metrics.lateness.Update(r.now.Sub(m.DueAt).Seconds())
 			}
 			wg.Add(1)
 			go func() {
@@ -272,16 +312,16 @@ func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 				s.deliver(ctx, sendCtx, m)
 			}()
 		}
-		if len(msgs) == limit {
-			empty = 0
-			continue // more may be due
-		}
-		if len(msgs) == 0 {
+		switch {
+		case len(r.msgs) == r.limit:
+			empty, full = 0, true // more may be due
+		case len(r.msgs) == 0:
 			empty++
-		} else {
+			full, lastNow = false, r.now
+		default:
 			empty = 0
+			full, lastNow = false, r.now
 		}
-		s.wait(ctx, now, empty)
 	}
 }
 

@@ -76,6 +76,12 @@ func (s *Store) claimCap() int {
 //
 // Claim seeks the due index from an in-memory low-water mark rather than its start, which is
 // full of tombstones of claimed entries; every committed due entry below the mark lowers it.
+//
+// Concurrent Claims overlap: one builds its transaction while the one before it commits. The
+// builds take turns (claimMu); each moves the mark past the entries it took before it commits,
+// so the next one starts after them, and gives them back (lowers the mark to where it started)
+// if its commit fails. Two Claims never both commit one entry: each has read the due entries it
+// takes, so the later commit of two that took the same entry conflicts.
 func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message, error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
@@ -85,35 +91,49 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 		return nil, nil
 	}
 	limit = min(limit, s.claimCap())
+	nowMs := unixMs(now)
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("claim due messages: %w", err)
+		}
+		fx := s.newEffects()
+		txn := s.db.NewTransaction(true)
+		start, c, err := s.buildClaim(txn, fx, nowMs, limit)
+		if err == nil {
+			err = txn.Commit()
+			if err != nil {
+				s.lowerDue(start) // its entries are still due
+			}
+		}
+		txn.Discard()
+		switch {
+		case errors.Is(err, badger.ErrTxnTooBig) && limit > 1:
+			limit /= 2 // records with long histories: take fewer
+			continue
+		case errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries:
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("claim due messages: %w", err)
+		}
+		s.commitEffects(fx)
+		s.jr.forget(c.dropped)
+		if c.seq != 0 {
+			s.jr.register(c.seq, c.keys, c.states, c.gen)
+		}
+		return c.out, nil
+	}
+}
+
+// buildClaim builds one Claim transaction from the low-water mark and moves the mark past the
+// entries taken (see Claim). It returns where it started.
+func (s *Store) buildClaim(txn *badger.Txn, fx *effects, nowMs int64, limit int) ([]byte, *claimed, error) {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
 	s.lowMu.Lock()
 	start := s.low
 	s.dirtyLow = nil
 	s.lowMu.Unlock()
-
-	nowMs := unixMs(now)
-	var c *claimed
-	var err error
-	for {
-		err = s.update(ctx, func(txn *badger.Txn, fx *effects) error {
-			var err error
-			if c, err = s.claimTxn(txn, fx, start, nowMs, limit); err != nil {
-				return err
-			}
-			return ctx.Err()
-		})
-		if !errors.Is(err, badger.ErrTxnTooBig) || limit == 1 {
-			break
-		}
-		limit /= 2 // records with long histories: take fewer
-	}
-	if err == nil {
-		s.jr.forget(c.dropped)
-		if c.seq != 0 {
-			s.jr.register(c.seq, c.keys, c.states)
-		}
-	}
+	c, err := s.claimTxn(txn, fx, start, nowMs, limit)
 	s.lowMu.Lock()
 	if err == nil {
 		s.low = c.next
@@ -123,10 +143,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	}
 	s.dirtyLow = nil
 	s.lowMu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("claim due messages: %w", err)
-	}
-	return c.out, nil
+	return start, c, err
 }
 
 // claimed is what one Claim transaction did.
@@ -134,6 +151,7 @@ type claimed struct {
 	out     []*Message
 	keys    []string
 	states  [][]byte // the state record written for each of keys (for Complete)
+	gen     uint64   // the touch generation it read
 	next    []byte   // the new low-water mark
 	seq     uint64   // its claim journal entry (0: none)
 	dropped []uint64 // emptied journal entries it deleted
@@ -142,11 +160,15 @@ type claimed struct {
 // claimTxn is the body of one Claim transaction: it claims the due entries, writes the claim
 // journal entry and deletes the emptied ones.
 func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs int64, limit int) (*claimed, error) {
+	gen, err := readTouchGen(txn)
+	if err != nil {
+		return nil, err
+	}
 	entries, next, err := scanDue(txn, start, nowMs, limit)
 	if err != nil {
 		return nil, err
 	}
-	c := &claimed{next: next, out: make([]*Message, 0, len(entries)), keys: make([]string, 0, len(entries)),
+	c := &claimed{next: next, gen: gen, out: make([]*Message, 0, len(entries)), keys: make([]string, 0, len(entries)),
 		states: make([][]byte, 0, len(entries))}
 	for _, e := range entries {
 		m, state, err := claimOne(txn, fx, e, nowMs)
@@ -185,13 +207,15 @@ func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (entries []d
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
 	var last []byte // reused: only the last taken key matters
-	for it.Seek(start); it.Valid(); it.Next() {
+	// It stops at the limit without reading the next entry: the next Claim starts there, and
+	// an entry read here and taken by it would make this transaction conflict.
+	for it.Seek(start); it.Valid() && len(entries) < limit; it.Next() {
 		item := it.Item()
 		ms, key, ok := parseDueKey(item.Key())
 		if !ok {
 			continue
 		}
-		if ms > nowMs || len(entries) >= limit {
+		if ms > nowMs {
 			return entries, item.KeyCopy(nil), nil
 		}
 		val, err := item.ValueCopy(nil)
@@ -289,13 +313,14 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 			local, doneKeys = local[:0], doneKeys[:0]
 			clear(seen)
 			fx.settles = true
+			gen := touchGenOnce(txn)
 			for i := range chunk {
 				o := &chunk[i]
 				// A key twice in one chunk: the second must see the first's write, so it
 				// reads the record (claimedState would return the claimed one).
 				again := seen[o.Key]
 				seen[o.Key] = true
-				if err := s.completeOne(txn, fx, o, again); err != nil {
+				if err := s.completeOne(txn, fx, o, again, gen); err != nil {
 					if errors.Is(err, ErrWrongState) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
 						local = append(local, err)
 						if !errors.Is(err, ErrInvalid) {
@@ -338,8 +363,8 @@ func (s *Store) Complete(ctx context.Context, outs []Outcome) error {
 	return errors.Join(skipped...)
 }
 
-func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome, reread bool) error {
-	m, prev, err := s.claimedState(txn, o.Key, reread) // the body is not rewritten
+func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome, reread bool, gen func() (uint64, error)) error {
+	m, prev, err := s.claimedState(txn, o.Key, reread, gen) // the body is not rewritten
 	if err != nil {
 		return fmt.Errorf("complete: %w", err)
 	}
@@ -387,38 +412,49 @@ func (s *Store) completeOne(txn *badger.Txn, fx *effects, o *Outcome, reread boo
 }
 
 // claimedState returns the state of message key for Complete. A message this process claimed
-// has the state record Claim wrote, kept by the journal: unless another transaction changed it
-// since (RecordReceipt on a message in `sending`; effects.put then writes the touched marker
-// t/<key>), that is the stored record, and Complete need not read it back. Reading it was
-// most of Complete's cost: a record claimed a moment ago sits in the memtable, but Badger's Get
-// still looks it up in every level below (bloom filter, then block decompression, as the record
-// exists there from its creation); the marker, which almost never exists, fails the bloom
-// filters. Reading the marker also puts it in the transaction's read set, so a writer that
-// commits one after this transaction began makes it conflict and retry: the record is then
-// read (the slow path, which also deletes the marker). reread forces the slow path.
-func (s *Store) claimedState(txn *badger.Txn, key string, reread bool) (*Message, *recordMeta, error) {
-	if rec, ok := s.jr.claimedState(key); ok && !reread {
-		_, err := txn.Get(touchedKey(key))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			m, err := decodeState(key, rec)
+// has the state record Claim wrote, kept by the journal, and that is still the stored record
+// unless another transaction changed it since (RecordReceipt on a message in `sending`): then
+// Complete need not read it back. Reading it was most of Complete's cost: a record claimed a
+// moment ago sits in the memtable, but Badger's Get still looks it up in every level below
+// (bloom filter, then a block read and decompressed, as the record exists there from its
+// creation).
+//
+// Such a change writes a new touch generation (effects.put), and the Claim recorded the one it
+// read. gen reads the current one once per transaction, which also puts it in the transaction's
+// read set: a change committed after the transaction began makes it conflict and retry, one
+// committed before shows as a newer generation, and either way the record is read back. reread
+// forces the read.
+func (s *Store) claimedState(txn *badger.Txn, key string, reread bool, gen func() (uint64, error)) (*Message, *recordMeta, error) {
+	if ref, ok := s.jr.claimed(key); ok && !reread {
+		cur, err := gen()
+		if err != nil {
+			return nil, nil, err
+		}
+		if cur == ref.gen {
+			m, err := decodeState(key, ref.state)
 			if err != nil {
 				return nil, nil, err
 			}
 			meta := metaOf(m)
 			return m, &meta, nil
 		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read message %q: %w", key, err)
+	}
+	return getState(txn, key)
+}
+
+// touchGenOnce returns a function that reads the touch generation in txn on its first call
+// and returns the same value afterwards.
+func touchGenOnce(txn *badger.Txn) func() (uint64, error) {
+	var gen uint64
+	var err error
+	read := false
+	return func() (uint64, error) {
+		if !read {
+			gen, err = readTouchGen(txn)
+			read = true
 		}
+		return gen, err
 	}
-	m, prev, err := getState(txn, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := txn.Delete(touchedKey(key)); err != nil {
-		return nil, nil, fmt.Errorf("message %q: %w", key, err)
-	}
-	return m, prev, nil
 }
 
 // Settle runs once at start, before the sender (it settles every message in `sending`, so it
@@ -453,9 +489,6 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 				}
 				if m.Status != StatusSending {
 					continue
-				}
-				if err := txn.Delete(touchedKey(key)); err != nil { // a receipt while it was sending
-					return err
 				}
 				if idempotent != nil && idempotent(m.Channel) {
 					m.DueAt = now

@@ -62,6 +62,7 @@ type journal struct {
 type claimRef struct {
 	seq   uint64
 	state []byte // nil: not claimed by this process (journal loaded at Open)
+	gen   uint64 // the touch generation the Claim read
 }
 
 func newJournal() *journal {
@@ -76,13 +77,13 @@ func (j *journal) next() uint64 {
 }
 
 // register records a committed journal entry; states, when not nil, holds the state record
-// Claim wrote for each key (never modified afterwards).
-func (j *journal) register(seq uint64, keys []string, states [][]byte) {
+// Claim wrote for each key (never modified afterwards), and gen the touch generation it read.
+func (j *journal) register(seq uint64, keys []string, states [][]byte, gen uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.seq = max(j.seq, seq)
 	for i, k := range keys {
-		ref := claimRef{seq: seq}
+		ref := claimRef{seq: seq, gen: gen}
 		if states != nil {
 			ref.state = states[i]
 		}
@@ -113,13 +114,13 @@ func (j *journal) completed(keys []string) {
 	}
 }
 
-// claimedState returns the state record this process's Claim wrote for key, if key is still
-// in `sending` from that Claim as far as the journal knows.
-func (j *journal) claimedState(key string) ([]byte, bool) {
+// claimed returns what this process's Claim of key recorded, if key is still in `sending`
+// from that Claim as far as the journal knows.
+func (j *journal) claimed(key string) (claimRef, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	ref, ok := j.byKey[key]
-	return ref.state, ok && ref.state != nil
+	return ref, ok && ref.state != nil
 }
 
 // collect deletes, in txn, the journal entries whose messages are all completed and returns
@@ -221,7 +222,7 @@ func (s *Store) loadJournal() error {
 				}
 			}
 			s.counts[StatusSending] += len(sending)
-			s.jr.register(e.seq, sending, nil)
+			s.jr.register(e.seq, sending, nil, 0)
 		}
 		return nil
 	})

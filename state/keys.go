@@ -26,9 +26,9 @@ import (
 //	g/<rule>/<group>/<window end ms:8>/<item> digest item data
 //	x/<window end ms:8>/<rule>/<group>        flushed-window marker (kept for the dedupe horizon)
 //	w/<name>                                  sweep / snapshot cursors
-//	t/<key>                                   touched marker: message key was changed while in
-//	                                          `sending` by a transaction other than its outcome
-//	                                          (Store.claimedState); empty value
+//	tg                                        touch generation: rewritten (a new number) by
+//	                                          every write of a message in `sending` that is not
+//	                                          its outcome (Store.claimedState)
 //
 // <rule> and <group> inside h/, g/ and x/ are escaped ('%' → %25, '/' → %2F) so a '/' in a
 // group value can never make two windows share a prefix.
@@ -42,10 +42,12 @@ const (
 	prefixItem    = "g/"
 	prefixFlushed = "x/"
 	prefixCursor  = "w/"
-	prefixTouched = "t/"
 )
 
-var keyCheckpoint = []byte("cp")
+var (
+	keyCheckpoint = []byte("cp")
+	keyTouchGen   = []byte("tg")
+)
 
 // msToKey clamps a millisecond time to the unsigned range used in keys.
 func msToKey(ms int64) uint64 {
@@ -74,11 +76,6 @@ func fromMs(ms int64) time.Time {
 func msgKey(key string) []byte {
 	b := make([]byte, 0, len(prefixMsg)+len(key))
 	return append(append(b, prefixMsg...), key...)
-}
-
-func touchedKey(key string) []byte {
-	b := make([]byte, 0, len(prefixTouched)+len(key))
-	return append(append(b, prefixTouched...), key...)
 }
 
 func bodyKey(key string) []byte {

@@ -27,11 +27,13 @@ package state
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -70,6 +72,9 @@ type Store struct {
 	// jr tracks the claim journal (journal.go): how messages in `sending` are found.
 	jr *journal
 
+	// touchGen is the last touch generation written (keyTouchGen), loaded at Open.
+	touchGen atomic.Uint64
+
 	// countMu guards counts: messages per status, loaded at Open from the status index and
 	// updated after every commit.
 	countMu sync.Mutex
@@ -103,6 +108,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, opts: opts, log: opts.Logger, low: []byte(prefixDue), jr: newJournal()}
 	if err := s.loadCounts(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+	}
+	if err := s.loadTouchGen(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
@@ -173,12 +182,13 @@ type effects struct {
 	minDue []byte // the lowest due key written, nil if none
 	counts [statusSlots]int
 	// settles: the transaction records the outcome of messages in `sending` on behalf of their
-	// claimer (Complete, Settle). Any other write of a message in `sending` leaves the touched
-	// marker that tells Complete to read the record back (Store.claimedState).
-	settles bool
+	// claimer (Complete, Settle). Any other write of a message in `sending` writes a new touch
+	// generation, which tells Complete to read records back (Store.claimedState).
+	settles  bool
+	touchGen *atomic.Uint64
 }
 
-func newEffects() *effects { return &effects{} }
+func (s *Store) newEffects() *effects { return &effects{touchGen: &s.touchGen} }
 
 // hasDue reports whether a message in st has an entry in the due index.
 func hasDue(st Status) bool {
@@ -195,7 +205,9 @@ func (fx *effects) put(txn *badger.Txn, m *Message, prev *recordMeta, body bool)
 		return err
 	}
 	if prev != nil && prev.status == StatusSending && !fx.settles {
-		if err := txn.Set(touchedKey(m.Key), nil); err != nil {
+		// A blind write of a number never written before: touching writers never conflict
+		// with one another, and a Complete that read the key conflicts with this one.
+		if err := txn.Set(keyTouchGen, binary.BigEndian.AppendUint64(nil, fx.touchGen.Add(1))); err != nil {
 			return err
 		}
 	}
@@ -280,7 +292,7 @@ func (s *Store) update(ctx context.Context, fn func(txn *badger.Txn, fx *effects
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		fx := newEffects()
+		fx := s.newEffects()
 		txn := s.db.NewTransaction(true)
 		err := fn(txn, fx)
 		if err == nil {
@@ -319,6 +331,37 @@ func (s *Store) lowerDue(key []byte) {
 		s.dirtyLow = key
 	}
 	s.lowMu.Unlock()
+}
+
+// readTouchGen reads the touch generation in txn (0: never written); the read puts the key in
+// txn's read set.
+func readTouchGen(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(keyTouchGen)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read touch generation: %w", err)
+	}
+	var gen uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("touch generation (%d bytes): %w", len(v), ErrCorrupt)
+		}
+		gen = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return gen, err
+}
+
+// loadTouchGen sets the counter to the stored generation, so that the numbers written from now
+// on were never written before.
+func (s *Store) loadTouchGen() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		gen, err := readTouchGen(txn)
+		s.touchGen.Store(gen)
+		return err
+	})
 }
 
 // getMessage reads and decodes message key inside txn; ErrNotFound if absent.
