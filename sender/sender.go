@@ -35,8 +35,10 @@ type Options struct {
 	// started backlog: after a crash those are what Store.Settle finds in `sending` and, on a
 	// non-idempotent channel, turns uncertain. When the sends took everything claimed before
 	// the next claim returned (the channel starved: consumption was bounded by the claims, not
-	// by the provider), the allowance doubles instead, so a burst ramps up in a few claims. At
-	// most Concurrency + 2·ClaimBatch messages are claimed and not yet completed at any time.
+	// by the provider), the allowance doubles instead, so a burst ramps up in a few claims.
+	// While claims come back full, two run at once (the store builds one while the other
+	// commits), each within the allowance. At most Concurrency + 2·ClaimBatch messages are
+	// claimed (or being claimed) and not yet completed at any time.
 	ClaimBatch int
 	// PollInterval is the fallback wake-up (default 1s); the loop mainly sleeps until NextDue
 	// or a Kick.
