@@ -63,3 +63,22 @@ func phoneDigits(s string) (string, bool) {
 	}
 	return b.String(), true
 }
+
+// Clip cuts s to at most n bytes at a UTF-8 character boundary, marking a cut with "…" (which
+// counts towards n). It bounds provider answers kept in records and logs.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	if cut <= 0 {
+		if n < len("…") {
+			return "" // not even the mark fits
+		}
+		return "…"
+	}
+	return s[:cut] + "…"
+}

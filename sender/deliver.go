@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"notifier/render"
 	"notifier/state"
 )
 
@@ -188,7 +189,7 @@ func (s *Sender) classify(rt *Runtime, m *state.Message, retry bool, err error, 
 	if errors.Is(err, ErrDrainTimeout) || errors.Is(err, context.Canceled) {
 		reason = ReasonShutdown
 	}
-	text := truncate(err.Error(), maxErrorText)
+	text := render.Clip(err.Error(), maxErrorText)
 	o := outcome{msg: m, rt: rt, cause: string(reason), Outcome: state.Outcome{Key: m.Key, At: now, Error: text}}
 	dead := func(r Reason) outcome {
 		o.Result, o.Reason = state.ResultDead, string(r)
@@ -219,15 +220,3 @@ func (s *Sender) classify(rt *Runtime, m *state.Message, retry bool, err error, 
 
 // finish hands an outcome to the committer.
 func (s *Sender) finish(o outcome) { s.done <- o }
-
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "…"
-}

@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"notifier/render"
 	"notifier/state"
 )
 
@@ -284,7 +285,7 @@ func (c *Channel) do(req *http.Request, m *state.Message, wrote *atomic.Bool) (b
 				var e *Error
 				if errors.As(err, &e) {
 					e.Channel, e.Method, e.URL, e.Status = c.name, req.Method, where, code
-					e.Body = c.scrub(truncate(string(raw), 1024))
+					e.Body = c.scrub(render.Clip(string(raw), 1024))
 					return e.Reason == reasonRateLimited, e
 				}
 				return false, c.failBody(where, code, reasonRejected, raw, err)
@@ -313,7 +314,7 @@ func (c *Channel) fail(where string, status int, reason string, err error) *Erro
 
 func (c *Channel) failBody(where string, status int, reason string, body []byte, err error) *Error {
 	e := c.fail(where, status, reason, err)
-	e.Body = c.scrub(truncate(string(body), 1024))
+	e.Body = c.scrub(render.Clip(string(body), 1024))
 	return e
 }
 
@@ -380,16 +381,4 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
-}
-
-// truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "…"
 }
