@@ -97,8 +97,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 			return nil, fmt.Errorf("claim due messages: %w", err)
 		}
 		fx := s.newEffects()
-		txn := s.db.NewTransaction(true)
-		start, c, err := s.buildClaim(txn, fx, nowMs, limit)
+		txn, start, c, err := s.buildClaim(fx, nowMs, limit)
 		if err == nil {
 			err = txn.Commit()
 			if err != nil {
@@ -125,14 +124,18 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 }
 
 // buildClaim builds one Claim transaction from the low-water mark and moves the mark past the
-// entries taken (see Claim). It returns where it started.
-func (s *Store) buildClaim(txn *badger.Txn, fx *effects, nowMs int64, limit int) ([]byte, *claimed, error) {
+// entries taken (see Claim). It returns the transaction (to commit or discard) and where it
+// started. The transaction begins after dirtyLow is reset: an entry committed before its read
+// timestamp is in its view, one committed after lowers the mark through dirtyLow or directly,
+// so none is passed over (a transaction begun earlier missed such entries).
+func (s *Store) buildClaim(fx *effects, nowMs int64, limit int) (*badger.Txn, []byte, *claimed, error) {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
 	s.lowMu.Lock()
 	start := s.low
 	s.dirtyLow = nil
 	s.lowMu.Unlock()
+	txn := s.db.NewTransaction(true)
 	c, err := s.claimTxn(txn, fx, start, nowMs, limit)
 	s.lowMu.Lock()
 	if err == nil {
@@ -143,7 +146,7 @@ func (s *Store) buildClaim(txn *badger.Txn, fx *effects, nowMs int64, limit int)
 	}
 	s.dirtyLow = nil
 	s.lowMu.Unlock()
-	return start, c, err
+	return txn, start, c, err
 }
 
 // claimed is what one Claim transaction did.
