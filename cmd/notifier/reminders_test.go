@@ -259,42 +259,18 @@ rules:
 	counts := e.gw.counts()
 	msgs := messagesByKey(t, e.openStore())
 	at := "@" + fire.Format(time.RFC3339)
-	var resent, uncertain, delivered, hookKeys int
+	var tally onceTally
 	for id := 1; id <= rows; id++ {
-		hk, sk := fmt.Sprintf("coupon-hook:%d%s", id, at), fmt.Sprintf("coupon-sms:%d%s", id, at)
-		if counts[hk] < 1 {
-			t.Errorf("%s never reached the provider", hk)
-		} else {
-			hookKeys++
-			resent += counts[hk] - 1
-		}
-		if m := msgs[hk]; m == nil || m.Status != state.StatusSent {
-			t.Errorf("%s in the store: %v, want sent", hk, statusOf(m))
-		}
-		m := msgs[sk]
-		switch {
-		case counts[sk] > 1:
-			t.Errorf("%s (not idempotent) reached the provider %d times", sk, counts[sk])
-		case counts[sk] == 0 && (m == nil || m.Status != state.StatusUncertain):
-			t.Errorf("%s never reached the provider and is %v in the store, want uncertain", sk, statusOf(m))
-		case counts[sk] == 1 && (m == nil || (m.Status != state.StatusSent && m.Status != state.StatusUncertain)):
-			t.Errorf("%s reached the provider and is %v in the store, want sent or uncertain", sk, statusOf(m))
-		}
-		if counts[sk] == 1 {
-			delivered++
-		}
-		if m != nil && m.Status == state.StatusUncertain {
-			uncertain++
-		}
+		tally.check(t, counts, msgs, fmt.Sprintf("coupon-hook:%d%s", id, at), fmt.Sprintf("coupon-sms:%d%s", id, at))
 	}
-	if n := len(counts); n != hookKeys+delivered {
-		t.Errorf("the provider received %d distinct keys, want %d (every reminder key, nothing else)", n, hookKeys+delivered)
+	if n := len(counts); n != tally.hookKeys+tally.delivered {
+		t.Errorf("the provider received %d distinct keys, want %d (every reminder key, nothing else)", n, tally.hookKeys+tally.delivered)
 	}
 	if len(msgs) != 2*rows {
 		t.Errorf("the store holds %d messages, want %d", len(msgs), 2*rows)
 	}
 	t.Logf("%d SIGKILLs: idempotent channel %d distinct keys (%d resent after a crash); non-idempotent channel %d delivered once, %d uncertain, 0 twice",
-		kills, hookKeys, resent, delivered, uncertain)
+		kills, tally.hookKeys, tally.resent, tally.delivered, tally.uncertain)
 }
 
 // TestMisfireAndQuietHoursAcrossTheBerlinDSTChange runs the service on a clock the test sets
