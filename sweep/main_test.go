@@ -3,7 +3,6 @@ package sweep_test
 import (
 	"context"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"strings"
 	"testing"
@@ -41,24 +40,7 @@ func primary(t testing.TB, stmts ...string) {
 }
 
 // database creates a fresh database named after the test on the primary.
-func database(t testing.TB) string {
-	t.Helper()
-	var b strings.Builder
-	for _, r := range strings.ToLower(t.Name()) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	name := b.String()
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	name = fmt.Sprintf("%s_%08x", name, crc32.ChecksumIEEE([]byte(t.Name())))
-	primary(t, "DROP DATABASE IF EXISTS "+name, "CREATE DATABASE "+name)
-	return name
-}
+func database(t testing.TB) string { return cluster.Database(t) }
 
 // loadUsers creates db.users with ids 1..n (every 5th inactive) and waits for the replica.
 func loadUsers(t testing.TB, db string, n int) {

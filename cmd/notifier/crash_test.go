@@ -7,12 +7,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,9 +56,8 @@ rules:
     channel: hook
     template: '{"order":{{ .new.id }}}'
 `})
-	adminAddr := freeAddr(t)
 	e.channels = smsAndHookChannels(e.gw.URL())
-	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
+	adminAddr := e.withAdmin(t)
 	e.writeConfig()
 	e.seedCheckpoint()
 
@@ -89,26 +86,13 @@ rules:
 		loadDone <- nil
 	}()
 
-	logf, err := os.Create(filepath.Join(e.dir, "subprocess.log"))
-	must(t, err)
-	defer logf.Close()
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "run", "--config", e.cfgPath)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		must(t, cmd.Start())
-		return cmd
-	}
-
 	kills := 0
 	loadFinished := false
 	for kills < minKills || !loadFinished {
-		cmd := start()
+		p := e.startBinary(t, bin)
 		time.Sleep(time.Duration(200+rand.IntN(1800)) * time.Millisecond)
-		must(t, cmd.Process.Signal(syscall.SIGKILL))
-		_ = cmd.Wait()
 		kills++
-		fmt.Fprintf(logf, "=== SIGKILL %d\n", kills)
+		p.kill(e, strconv.Itoa(kills))
 		select {
 		case err := <-loadDone:
 			must(t, err)
@@ -122,8 +106,7 @@ rules:
 	t.Logf("%d SIGKILLs; provider ledger so far: %d deliveries", kills, len(e.gw.ledger()))
 
 	// The last run: until everything is ingested and nothing is pending, then SIGTERM.
-	cmd := start()
-	defer func() { _ = cmd.Process.Kill() }()
+	p := e.startBinary(t, bin)
 	waitFor(t, "every row's idempotent message at the provider", 3*time.Minute, func() bool {
 		n := 0
 		for k := range e.gw.counts() {
@@ -137,10 +120,7 @@ rules:
 		c, err := adminCounts(adminAddr)
 		return err == nil && c["ready"]+c["scheduled"]+c["retry"]+c["sending"]+c["held"] == 0
 	})
-	must(t, cmd.Process.Signal(syscall.SIGTERM))
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("the last run did not stop cleanly on SIGTERM: %v", err)
-	}
+	p.term()
 
 	counts := e.gw.counts()
 	msgs := messagesByKey(t, e.openStore())
@@ -223,6 +203,14 @@ func adminCounts(addr string) (map[string]int, error) {
 }
 
 // freeAddr returns a loopback address with a port free right now.
+// withAdmin gives the service an admin server on a free loopback port (the tests read the
+// counts from its API) and returns its address.
+func (e *env) withAdmin(t testing.TB) string {
+	addr := freeAddr(t)
+	e.extraConfig = "admin:\n  listen: " + addr + "\n"
+	return addr
+}
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -213,9 +213,8 @@ rules:
     channel: hook
     template: '{"coupon":{{ .new.id }}}'
 `})
-	adminAddr := freeAddr(t)
 	e.channels = smsAndHookChannels(e.gw.URL())
-	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
+	adminAddr := e.withAdmin(t)
 	e.writeConfig()
 	e.seedCheckpoint()
 
@@ -316,8 +315,7 @@ rules:
     channel: sms
     template: "night {{ .new.id }}"
 `})
-	adminAddr := freeAddr(t)
-	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
+	adminAddr := e.withAdmin(t)
 	e.writeConfig()
 	e.seedCheckpoint()
 	cfg := []string{"--config", e.cfgPath}
@@ -412,9 +410,8 @@ rules:
     digest: {group_by: new.grp, every: 4s}
     template: '{{ .group }}:{{ range .items }} {{ .new.id }}{{ end }}'
 `})
-	adminAddr := freeAddr(t)
 	e.idempotent = true
-	e.extraConfig = "admin:\n  listen: " + adminAddr + "\n"
+	adminAddr := e.withAdmin(t)
 	e.writeConfig()
 	e.seedCheckpoint()
 	up := func() {
