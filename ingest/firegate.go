@@ -15,10 +15,15 @@ type DeliveryQueue interface {
 	Claim(ctx context.Context, now time.Time, limit int) ([]*state.Message, error)
 	Complete(ctx context.Context, outs []state.Outcome) error
 	NextDue() (time.Time, bool, error)
+	// Hold, Release and Unhold claim ahead of the due time (sender.Holder, state/hold.go).
+	Hold(ctx context.Context, now, until time.Time, limit int) ([]*state.Message, error)
+	Release(ctx context.Context, msgs []*state.Message, now time.Time) ([]*state.Message, error)
+	Unhold(ctx context.Context, msgs []*state.Message) error
 }
 
 // FireGate applies the rules' fire-time policies to the messages the sender claims, before
-// the sender sees them. It wraps the store as the sender's queue:
+// the sender sees them: at Claim, or, when the sender claims ahead (Hold), at Release, which
+// is the due time. It wraps the store as the sender's queue:
 //
 //   - misfire {skip_older_than: D}: a reminder (a message with a slot) claimed for its first
 //     attempt more than D after its fire time is completed as skipped, reason "misfire";
@@ -100,6 +105,28 @@ func (f *FireGate) Claim(ctx context.Context, now time.Time, limit int) ([]*stat
 	if err != nil || len(ms) == 0 {
 		return ms, err
 	}
+	return f.gate(ctx, ms, now), nil
+}
+
+// Hold is the store's: the policies apply at Release, the fire time.
+func (f *FireGate) Hold(ctx context.Context, now, until time.Time, limit int) ([]*state.Message, error) {
+	return f.q.Hold(ctx, now, until, limit)
+}
+
+// Release completes the held messages a rule policy holds back at now (as Claim does) and
+// releases the rest through the store.
+func (f *FireGate) Release(ctx context.Context, msgs []*state.Message, now time.Time) ([]*state.Message, error) {
+	return f.q.Release(ctx, f.gate(ctx, msgs, now), now)
+}
+
+// Unhold is the store's.
+func (f *FireGate) Unhold(ctx context.Context, msgs []*state.Message) error {
+	return f.q.Unhold(ctx, msgs)
+}
+
+// gate completes the messages of ms (claimed, or held and not released) that a rule policy
+// holds back at now and returns the others.
+func (f *FireGate) gate(ctx context.Context, ms []*state.Message, now time.Time) []*state.Message {
 	set := f.rules()
 	keep := ms[:0]
 	var outs []state.Outcome
@@ -130,7 +157,7 @@ func (f *FireGate) Claim(ctx context.Context, now time.Time, limit int) ([]*stat
 			// The held-back messages stay `sending`; the next start settles them. The others
 			// are claimed and must reach the sender, so this is not returned.
 			f.log.Error("fire gate: could not complete held-back messages", "count", len(outs), "error", err)
-			return keep, nil
+			return keep
 		}
 		for _, o := range outs {
 			attrs := []any{"key", o.Key, "result", o.Result.String(), "reason", o.Reason}
@@ -143,5 +170,5 @@ func (f *FireGate) Claim(ctx context.Context, now time.Time, limit int) ([]*stat
 			f.log.Info("message held back by its rule", attrs...)
 		}
 	}
-	return keep, nil
+	return keep
 }

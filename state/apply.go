@@ -470,6 +470,11 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, applied appli
 	replaced := false
 	if have && slotMsg != m.Key {
 		old, prev, err := getMessage(txn, slotMsg)
+		if err == nil {
+			if _, err = fx.unhold(txn, old, pendingForSlot); err != nil {
+				return err
+			}
+		}
 		switch {
 		case errors.Is(err, ErrNotFound): // expired
 		case err != nil:
@@ -482,6 +487,11 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, applied appli
 		}
 	}
 	cur, prev, err := getMessage(txn, m.Key)
+	if err == nil && !cur.DueAt.Equal(m.DueAt) { // a reschedule (below) of a held reminder
+		if _, err = fx.unhold(txn, cur, func(st Status) bool { return st == StatusScheduled }); err != nil {
+			return err
+		}
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if err := fx.put(txn, m, nil, true); err != nil {
@@ -537,6 +547,11 @@ func cancelSlot(txn *badger.Txn, fx *effects, slot string, v int64, applied appl
 	}
 	applied[slot] = v
 	m, prev, err := getMessage(txn, key)
+	if err == nil {
+		if _, err = fx.unhold(txn, m, pendingForSlot); err != nil {
+			return err
+		}
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,6 +130,7 @@ func BenchmarkDueBurst(b *testing.B) {
 		}
 		openTime := time.Since(openStart) // counts the pending messages from the due index
 		b.StartTimer()
+		stopProfile := startProfile(b)
 		start, cpu0 := time.Now(), cpuTime()
 		claimed := 0
 		for {
@@ -141,6 +144,7 @@ func BenchmarkDueBurst(b *testing.B) {
 			claimed += len(ms)
 		}
 		elapsed, cpu := time.Since(start), cpuTime()-cpu0
+		stopProfile()
 		b.StopTimer()
 		if claimed != burst {
 			b.Fatalf("claimed %d, want %d", claimed, burst)
@@ -216,4 +220,21 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startProfile writes a CPU profile of the measured part alone (the load before it would swamp
+// -cpuprofile) to $NOTIFIER_BENCH_CPUPROFILE, if set; it returns the function that stops it.
+func startProfile(b *testing.B) (stop func()) {
+	path := os.Getenv("NOTIFIER_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }
 }

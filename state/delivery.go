@@ -83,6 +83,12 @@ func (s *Store) claimCap() int {
 // if its commit fails. Two Claims never both commit one entry: each has read the due entries it
 // takes, so the later commit of two that took the same entry conflicts.
 func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message, error) {
+	return s.claimDue(ctx, now, now, limit, false)
+}
+
+// claimDue is Claim (held false) and Hold (held true): it claims the messages due by until,
+// marking them `sending` at now.
+func (s *Store) claimDue(ctx context.Context, now, until time.Time, limit int, held bool) ([]*Message, error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
@@ -91,13 +97,13 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 		return nil, nil
 	}
 	limit = min(limit, s.claimCap())
-	nowMs := unixMs(now)
+	nowMs, untilMs := unixMs(now), unixMs(until)
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("claim due messages: %w", err)
 		}
 		fx := s.newEffects()
-		txn, start, c, err := s.buildClaim(fx, nowMs, limit)
+		txn, start, c, err := s.buildClaim(fx, nowMs, untilMs, limit, held)
 		if err == nil {
 			err = txn.Commit()
 			if err != nil {
@@ -117,7 +123,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 		s.commitEffects(fx)
 		s.jr.forget(c.dropped)
 		if c.seq != 0 {
-			s.jr.register(c.seq, c.keys, c.states, c.gen)
+			s.jr.register(c.seq, c.keys, c.states, c.gen, c.prev)
 		}
 		return c.out, nil
 	}
@@ -128,7 +134,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 // started. The transaction begins after dirtyLow is reset: an entry committed before its read
 // timestamp is in its view, one committed after lowers the mark through dirtyLow or directly,
 // so none is passed over (a transaction begun earlier missed such entries).
-func (s *Store) buildClaim(fx *effects, nowMs int64, limit int) (*badger.Txn, []byte, *claimed, error) {
+func (s *Store) buildClaim(fx *effects, nowMs, untilMs int64, limit int, held bool) (*badger.Txn, []byte, *claimed, error) {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
 	s.lowMu.Lock()
@@ -136,7 +142,7 @@ func (s *Store) buildClaim(fx *effects, nowMs int64, limit int) (*badger.Txn, []
 	s.dirtyLow = nil
 	s.lowMu.Unlock()
 	txn := s.db.NewTransaction(true)
-	c, err := s.claimTxn(txn, fx, start, nowMs, limit)
+	c, err := s.claimTxn(txn, fx, start, nowMs, untilMs, limit, held)
 	s.lowMu.Lock()
 	if err == nil {
 		s.low = c.next
@@ -154,6 +160,7 @@ type claimed struct {
 	out     []*Message
 	keys    []string
 	states  [][]byte // the state record written for each of keys (for Complete)
+	prev    []Status // a Hold's: the status each of keys had before (nil for a Claim)
 	gen     uint64   // the touch generation it read
 	next    []byte   // the new low-water mark
 	seq     uint64   // its claim journal entry (0: none)
@@ -162,19 +169,22 @@ type claimed struct {
 
 // claimTxn is the body of one Claim transaction: it claims the due entries, writes the claim
 // journal entry and deletes the emptied ones.
-func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs int64, limit int) (*claimed, error) {
+func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs, untilMs int64, limit int, held bool) (*claimed, error) {
 	gen, err := readTouchGen(txn)
 	if err != nil {
 		return nil, err
 	}
-	entries, next, err := scanDue(txn, start, nowMs, limit)
+	entries, next, err := scanDue(txn, start, untilMs, limit)
 	if err != nil {
 		return nil, err
 	}
 	c := &claimed{next: next, gen: gen, out: make([]*Message, 0, len(entries)), keys: make([]string, 0, len(entries)),
 		states: make([][]byte, 0, len(entries))}
+	if held {
+		c.prev = make([]Status, 0, len(entries))
+	}
 	for _, e := range entries {
-		m, state, err := claimOne(txn, fx, e, nowMs)
+		m, state, prev, err := claimOne(txn, fx, e, nowMs)
 		if err != nil {
 			return nil, err
 		}
@@ -182,12 +192,20 @@ func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs int64
 			c.out = append(c.out, m)
 			c.keys = append(c.keys, m.Key)
 			c.states = append(c.states, state)
+			if held {
+				c.prev = append(c.prev, prev)
+			}
 		}
 	}
 	if len(c.keys) > 0 {
 		c.seq = s.jr.next()
 		if err := txn.Set(claimKey(c.seq), encodeClaimKeys(c.keys)); err != nil {
 			return nil, fmt.Errorf("claim journal: %w", err)
+		}
+		if held {
+			if err := txn.Set(heldKey(c.seq), encodeHeld(c.prev)); err != nil {
+				return nil, fmt.Errorf("claim journal: %w", err)
+			}
 		}
 	}
 	if c.dropped, err = s.jr.collect(txn); err != nil {
@@ -203,9 +221,9 @@ type dueEntry struct {
 	val []byte // a copy of the state and body records (encodeDue)
 }
 
-// scanDue reads up to limit due entries with time <= nowMs from the key start on, and the new
+// scanDue reads up to limit due entries with time <= untilMs from the key start on, and the new
 // low-water mark: the key of the first entry not taken, or just after the last one taken.
-func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (entries []dueEntry, next []byte, err error) {
+func scanDue(txn *badger.Txn, start []byte, untilMs int64, limit int) (entries []dueEntry, next []byte, err error) {
 	entries = make([]dueEntry, 0, min(limit, 1024))
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), PrefetchValues: true, PrefetchSize: 256})
 	defer it.Close()
@@ -218,7 +236,7 @@ func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (entries []d
 		if !ok {
 			continue
 		}
-		if ms > nowMs {
+		if ms > untilMs {
 			return entries, item.KeyCopy(nil), nil
 		}
 		val, err := item.ValueCopy(nil)
@@ -241,15 +259,16 @@ func scanDue(txn *badger.Txn, start []byte, nowMs int64, limit int) (entries []d
 // Consistency with m/ is by construction (every write of a due message rewrites its due
 // entry) and under concurrency by conflict detection: Claim has read the due entry, so a
 // concurrent change of the message makes one of the two transactions retry. It returns the
-// message and the state record written (owned by the caller: never modified afterwards).
-func claimOne(txn *badger.Txn, fx *effects, e dueEntry, nowMs int64) (*Message, []byte, error) {
+// message, the state record written (owned by the caller: never modified afterwards) and the
+// status it had.
+func claimOne(txn *badger.Txn, fx *effects, e dueEntry, nowMs int64) (*Message, []byte, Status, error) {
 	state, body, err := decodeDue(e.val)
 	var prev recordMeta
 	if err == nil {
 		prev, err = peekMeta(state)
 	}
 	if err != nil || !hasDue(prev.status) || prev.due != e.ms {
-		return nil, nil, txn.Delete(dueKey(e.ms, e.key))
+		return nil, nil, 0, txn.Delete(dueKey(e.ms, e.key))
 	}
 	cur := prev
 	cur.status = StatusSending
@@ -258,15 +277,15 @@ func claimOne(txn *badger.Txn, fx *effects, e dueEntry, nowMs int64) (*Message, 
 	patchMeta(state, cur)
 	m, err := decodeMessage(e.key, state, body)
 	if err != nil {
-		return nil, nil, txn.Delete(dueKey(e.ms, e.key))
+		return nil, nil, 0, txn.Delete(dueKey(e.ms, e.key))
 	}
 	if err := txn.Set(msgKey(e.key), state); err != nil {
-		return nil, nil, fmt.Errorf("claim message %q: %w", e.key, err)
+		return nil, nil, 0, fmt.Errorf("claim message %q: %w", e.key, err)
 	}
 	if err := fx.reindex(txn, e.key, &prev, cur, nil); err != nil {
-		return nil, nil, fmt.Errorf("claim message %q: %w", e.key, err)
+		return nil, nil, 0, fmt.Errorf("claim message %q: %w", e.key, err)
 	}
-	return m, state, nil
+	return m, state, prev.status, nil
 }
 
 // NextDue returns the earliest due time in the due index (for the sender's timer); ok is
@@ -472,17 +491,21 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 	defer s.mu.RUnlock()
 	for {
 		now := s.opts.Now()
-		var r, u int
+		var r, u, back int
 		var settled []journalEntry
 		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
-			r, u = 0, 0
+			r, u, back = 0, 0, 0
 			fx.settles = true
 			// One journal entry per transaction: it lists at most one Claim's messages.
 			var err error
 			if settled, err = readJournals(txn, 1); err != nil || len(settled) == 0 {
 				return err
 			}
-			for _, key := range settled[0].keys {
+			held, err := readHeld(txn, settled[0].seq)
+			if err != nil {
+				return err
+			}
+			for i, key := range settled[0].keys {
 				m, prev, err := getMessage(txn, key)
 				if errors.Is(err, ErrNotFound) {
 					continue
@@ -490,7 +513,14 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 				if err != nil {
 					return err
 				}
-				if m.Status != StatusSending {
+				if m.Status != StatusSending || !held.owns(key) {
+					continue
+				}
+				if st, ok := held.neverReleased(i, m); ok {
+					if err := unhold(txn, fx, m, prev, st, now); err != nil {
+						return err
+					}
+					back++
 					continue
 				}
 				if idempotent != nil && idempotent(m.Channel) {
@@ -505,13 +535,16 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 					return err
 				}
 			}
-			return txn.Delete(claimKey(settled[0].seq))
+			return deleteJournal(txn, settled[0].seq)
 		})
 		if err != nil {
 			return ready, uncertain, fmt.Errorf("settle sending messages: %w", err)
 		}
 		if len(settled) == 0 {
 			return ready, uncertain, nil
+		}
+		if back > 0 {
+			s.log.Info("put back held messages never handed over", "count", back, "claim", settled[0].seq)
 		}
 		s.jr.forgetJournal(settled[0].seq, settled[0].keys)
 		ready, uncertain = ready+r, uncertain+u

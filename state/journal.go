@@ -52,9 +52,10 @@ func decodeClaimKeys(v []byte) ([]string, error) {
 type journal struct {
 	mu        sync.Mutex
 	seq       uint64
-	remaining map[uint64]int      // journal seq → its messages still sending
-	byKey     map[string]claimRef // message key → its claim
-	done      map[uint64]bool     // journals to delete with the next write transaction
+	remaining map[uint64]int       // journal seq → its messages still sending
+	byKey     map[string]claimRef  // message key → its claim
+	done      map[uint64]bool      // journals to delete with the next write transaction
+	horizon   map[uint64]dueKeyPos // a Hold's journal seq → how far it was released (hold.go)
 }
 
 // claimRef is what the journal knows of one message in `sending`: its journal entry and, when
@@ -63,10 +64,16 @@ type claimRef struct {
 	seq   uint64
 	state []byte // nil: not claimed by this process (journal loaded at Open)
 	gen   uint64 // the touch generation the Claim read
+	// A Hold's message (held) keeps the status it had before, to go back to until it is
+	// released (hold.go).
+	held     bool
+	released bool
+	prev     Status
 }
 
 func newJournal() *journal {
-	return &journal{remaining: map[uint64]int{}, byKey: map[string]claimRef{}, done: map[uint64]bool{}}
+	return &journal{remaining: map[uint64]int{}, byKey: map[string]claimRef{}, done: map[uint64]bool{},
+		horizon: map[uint64]dueKeyPos{}}
 }
 
 func (j *journal) next() uint64 {
@@ -78,7 +85,8 @@ func (j *journal) next() uint64 {
 
 // register records a committed journal entry; states, when not nil, holds the state record
 // Claim wrote for each key (never modified afterwards), and gen the touch generation it read.
-func (j *journal) register(seq uint64, keys []string, states [][]byte, gen uint64) {
+// prev, when not nil, is a Hold's: the status each key had before.
+func (j *journal) register(seq uint64, keys []string, states [][]byte, gen uint64, prev []Status) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.seq = max(j.seq, seq)
@@ -86,6 +94,9 @@ func (j *journal) register(seq uint64, keys []string, states [][]byte, gen uint6
 		ref := claimRef{seq: seq, gen: gen}
 		if states != nil {
 			ref.state = states[i]
+		}
+		if prev != nil {
+			ref.held, ref.prev = true, prev[i]
 		}
 		j.byKey[k] = ref
 	}
@@ -133,11 +144,21 @@ func (j *journal) collect(txn *badger.Txn) ([]uint64, error) {
 	}
 	j.mu.Unlock()
 	for _, seq := range seqs {
-		if err := txn.Delete(claimKey(seq)); err != nil {
+		if err := deleteJournal(txn, seq); err != nil {
 			return nil, err
 		}
 	}
 	return seqs, nil
+}
+
+// deleteJournal deletes journal entry seq with a Hold's records of it (hold.go).
+func deleteJournal(txn *badger.Txn, seq uint64) error {
+	for _, k := range [][]byte{claimKey(seq), heldKey(seq), releasedKey(seq), withdrawnKey(seq)} {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (j *journal) forget(seqs []uint64) {
@@ -145,6 +166,7 @@ func (j *journal) forget(seqs []uint64) {
 	defer j.mu.Unlock()
 	for _, seq := range seqs {
 		delete(j.done, seq)
+		delete(j.horizon, seq)
 	}
 }
 
@@ -159,6 +181,7 @@ func (j *journal) forgetJournal(seq uint64, keys []string) {
 	}
 	delete(j.remaining, seq)
 	delete(j.done, seq)
+	delete(j.horizon, seq)
 }
 
 // journalEntry is one stored claim journal entry.
@@ -222,7 +245,7 @@ func (s *Store) loadJournal() error {
 				}
 			}
 			s.counts[StatusSending] += len(sending)
-			s.jr.register(e.seq, sending, nil, 0)
+			s.jr.register(e.seq, sending, nil, 0, nil)
 		}
 		return nil
 	})

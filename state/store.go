@@ -186,9 +186,12 @@ type effects struct {
 	// generation, which tells Complete to read records back (Store.claimedState).
 	settles  bool
 	touchGen *atomic.Uint64
+	// jr and withdrawn: held messages a reconcile took back from their Hold (hold.go).
+	jr        *journal
+	withdrawn []heldRef
 }
 
-func (s *Store) newEffects() *effects { return &effects{touchGen: &s.touchGen} }
+func (s *Store) newEffects() *effects { return &effects{touchGen: &s.touchGen, jr: s.jr} }
 
 // hasDue reports whether a message in st has an entry in the due index.
 func hasDue(st Status) bool {
@@ -311,6 +314,9 @@ func (s *Store) update(ctx context.Context, fn func(txn *badger.Txn, fx *effects
 }
 
 func (s *Store) commitEffects(fx *effects) {
+	if len(fx.withdrawn) > 0 {
+		s.jr.withdraw(fx.withdrawn)
+	}
 	if fx.minDue != nil {
 		s.lowerDue(fx.minDue)
 	}

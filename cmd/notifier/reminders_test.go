@@ -228,9 +228,9 @@ rules:
 		}
 		e.exec("INSERT INTO {db}.coupons VALUES " + strings.Join(vals, ","))
 	}
-	waitFor(t, "the reminders scheduled", 60*time.Second, func() bool {
+	waitFor(t, "the reminders stored", 60*time.Second, func() bool {
 		c, err := adminCounts(adminAddr)
-		return err == nil && c["scheduled"] == 2*rows
+		return err == nil && c["scheduled"]+c["sending"] == 2*rows // sending: held ahead (sender.claim_ahead)
 	})
 
 	// Kill while they fire: each time some more reached the provider since the last start.

@@ -1,0 +1,427 @@
+package state
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Holding: claiming ahead of the due time, handing over at it.
+//
+// Claim marks each message `sending` in a synced transaction before it is handed over
+// (invariant 3): two entries written per message, which on this machine caps a burst at about
+// 110k messages/s (BENCHMARKS.md). Reminders are known long before they are due, so the sender
+// can do that work ahead: Hold claims the messages due within the next few seconds exactly as
+// Claim does, but marks the claim as held: they are `sending` in the store (nothing else
+// touches them: a reconcile leaves a message in `sending` alone), yet not handed over. At the
+// due time Release writes ONE small entry per claim, the release horizon, and only then are
+// the messages handed over. Releasing 200k held messages is then a few dozen small synced
+// commits instead of 400k entries.
+//
+// What a crash leaves is told apart by the journal, per message: a held message whose (due
+// time, key) is above its claim's release horizon was never handed over, and Settle puts it
+// back to the status it had (its attempt given back, its due entry rewritten), to be claimed
+// again at its time; one at or below the horizon may have been handed over and is settled like
+// any message found in `sending`. So holding adds no exposure to a crash: a message is at risk
+// exactly between its release and its outcome, as with Claim.
+//
+// Until it is released a held message can still be cancelled or rescheduled by the rules
+// (a change of its row, a delete): the reconcile withdraws it from its Hold (effects.unhold)
+// and writes it as if it had never been held. The withdrawal is recorded under the Hold, and
+// Release reads that record and the horizon is read by the withdrawal, so of a Release and a
+// withdrawal of the same message racing, one conflicts and sees the other: a message is
+// either handed over or changed by the reconcile, never both.
+//
+//	ch/<seq:8>   a Hold's journal entry seq: the status each of its keys had (one byte each)
+//	cr/<seq:8>   its release horizon: due ms:8 + key of the last message released
+//	cw/<seq:8>   the keys withdrawn from it (encodeClaimKeys)
+//
+// All are deleted with the journal entry (deleteJournal).
+const (
+	prefixHeld      = "ch/"
+	prefixReleased  = "cr/"
+	prefixWithdrawn = "cw/"
+)
+
+func heldKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(prefixHeld), seq)
+}
+
+func releasedKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(prefixReleased), seq)
+}
+
+func withdrawnKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(prefixWithdrawn), seq)
+}
+
+// heldRef names a message of a Hold.
+type heldRef struct {
+	key string
+	seq uint64
+}
+
+func encodeHeld(prev []Status) []byte {
+	b := make([]byte, len(prev))
+	for i, st := range prev {
+		b[i] = byte(st)
+	}
+	return b
+}
+
+// dueKeyPos is a position in the due index order: due time, then key.
+type dueKeyPos struct {
+	ms  int64
+	key string
+}
+
+func posOf(m *Message) dueKeyPos { return dueKeyPos{ms: unixMs(m.DueAt), key: m.Key} }
+
+func (p dueKeyPos) after(q dueKeyPos) bool {
+	return p.ms > q.ms || (p.ms == q.ms && p.key > q.key)
+}
+
+func encodeHorizon(p dueKeyPos) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(p.key)), msToKey(p.ms)), p.key...)
+}
+
+func decodeHorizon(v []byte) (dueKeyPos, error) {
+	if len(v) < 8 {
+		return dueKeyPos{}, fmt.Errorf("release horizon (%d bytes): %w", len(v), ErrCorrupt)
+	}
+	return dueKeyPos{ms: int64(binary.BigEndian.Uint64(v)), key: string(v[8:])}, nil
+}
+
+// Hold claims, like Claim, up to limit messages due by until (which may be in the future),
+// marking them `sending` at now, but holds them: they must not be handed over before Release
+// has returned them. Messages come back in due order. A held message that is never released
+// goes back to its previous status with Unhold, or with Settle after a crash.
+func (s *Store) Hold(ctx context.Context, now, until time.Time, limit int) ([]*Message, error) {
+	if until.Before(now) {
+		until = now
+	}
+	return s.claimDue(ctx, now, until, limit, true)
+}
+
+// Release durably marks held messages as handed over (one synced transaction writing one
+// entry per Hold they came from) and returns those that may now be handed over: the ones
+// still held, not released before and not withdrawn by a reconcile, in the order given.
+// Release them in due order: each claim's horizon covers everything of that claim up to the
+// last message released, and a crash settles what it covers as possibly sent. now is unused
+// by the store (a wrapper such as ingest.FireGate applies its fire-time policies at it).
+func (s *Store) Release(ctx context.Context, msgs []*Message, now time.Time) ([]*Message, error) {
+	_ = now
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []*Message
+	var horizons map[uint64]dueKeyPos
+	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+		var seqs map[uint64]bool
+		out, seqs = s.jr.releasable(msgs)
+		if len(out) == 0 {
+			return nil
+		}
+		withdrawn := map[heldRef]bool{}
+		for seq := range seqs {
+			keys, err := readWithdrawn(txn, seq)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				withdrawn[heldRef{key: k, seq: seq}] = true
+			}
+		}
+		out, horizons = s.jr.horizons(out, withdrawn)
+		for seq, h := range horizons {
+			if err := txn.Set(releasedKey(seq), encodeHorizon(h)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release %d held messages: %w", len(msgs), err)
+	}
+	s.jr.released(out, horizons)
+	return out, nil
+}
+
+// readWithdrawn returns the keys withdrawn from Hold seq (and puts the record in txn's read
+// set: a withdrawal committed meanwhile makes txn conflict).
+func readWithdrawn(txn *badger.Txn, seq uint64) ([]string, error) {
+	item, err := txn.Get(withdrawnKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	var keys []string
+	if err == nil {
+		err = item.Value(func(v []byte) error {
+			var derr error
+			keys, derr = decodeClaimKeys(v)
+			return derr
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read withdrawn of claim %d: %w", seq, err)
+	}
+	return keys, nil
+}
+
+// unhold withdraws m, read in `sending` by a reconcile about to cancel or reschedule it, from
+// its Hold if it was held and not released, and want(the status it had) holds: m then has
+// that status again (its attempt given back) for the reconcile to go on with, and must be
+// written by it. Otherwise m is left as it is (a message in `sending` is the sender's).
+func (fx *effects) unhold(txn *badger.Txn, m *Message, want func(Status) bool) (bool, error) {
+	if m.Status != StatusSending || fx.jr == nil {
+		return false, nil
+	}
+	ref, ok := fx.jr.claimed(m.Key)
+	if !ok || !ref.held || ref.released || !want(ref.prev) {
+		return false, nil
+	}
+	held, err := readHeld(txn, ref.seq) // the horizon, in the read set: a racing Release conflicts
+	if err != nil {
+		return false, err
+	}
+	if held.released && !posOf(m).after(held.horizon) {
+		return false, nil
+	}
+	keys, err := readWithdrawn(txn, ref.seq)
+	if err != nil {
+		return false, err
+	}
+	if err := txn.Set(withdrawnKey(ref.seq), encodeClaimKeys(append(keys, m.Key))); err != nil {
+		return false, err
+	}
+	m.Status = ref.prev
+	if !hasDue(m.Status) {
+		m.Status = StatusReady
+	}
+	m.Attempts = max(0, m.Attempts-1)
+	fx.withdrawn = append(fx.withdrawn, heldRef{key: m.Key, seq: ref.seq})
+	return true, nil
+}
+
+// Unhold puts held messages that were not released back to the status they had, due at the
+// same time, their attempt given back (the sender's stop). Others are ignored.
+func (s *Store) Unhold(ctx context.Context, msgs []*Message) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	now := s.opts.Now()
+	for chunk := range slices.Chunk(msgs, s.claimCap()) {
+		var done []string
+		var dropped []uint64
+		err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
+			done = done[:0]
+			fx.settles = true // the claim's own outcome
+			gen := touchGenOnce(txn)
+			for _, m := range chunk {
+				ref, ok := s.jr.claimed(m.Key)
+				if !ok || !ref.held || ref.released {
+					continue
+				}
+				cur, meta, err := s.claimedState(txn, m.Key, false, gen)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if cur.Status != StatusSending {
+					continue
+				}
+				if err := unhold(txn, fx, cur, meta, ref.prev, now); err != nil {
+					return err
+				}
+				done = append(done, m.Key)
+			}
+			var err error
+			dropped, err = s.jr.collect(txn)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("put back %d held messages: %w", len(chunk), err)
+		}
+		s.jr.forget(dropped)
+		s.jr.completed(done)
+	}
+	return nil
+}
+
+// unhold writes m (in `sending` from a Hold) back to prev, due as before, its attempt given
+// back. No History entry: as far as its story goes, it was never claimed.
+func unhold(txn *badger.Txn, fx *effects, m *Message, meta *recordMeta, prev Status, now time.Time) error {
+	if !hasDue(prev) {
+		prev = StatusReady
+	}
+	m.Status = prev
+	m.Attempts = max(0, m.Attempts-1)
+	m.UpdatedAt = now
+	if err := fx.put(txn, m, meta, false); err != nil {
+		return fmt.Errorf("put back held message %q: %w", m.Key, err)
+	}
+	return nil
+}
+
+// owns reports whether the journal entry still holds key (a reconcile may have withdrawn it
+// and the message be in another Hold now).
+func (h heldRecords) owns(key string) bool { return !h.withdrawn[key] }
+
+// heldRecords is what a crash left of a Hold's journal entry: the status of each of its keys
+// before (nil: the entry is a Claim's) and the release horizon (ok false: none released).
+type heldRecords struct {
+	prev      []byte
+	horizon   dueKeyPos
+	released  bool
+	withdrawn map[string]bool // keys a reconcile took back: no longer this entry's
+}
+
+func readHeld(txn *badger.Txn, seq uint64) (heldRecords, error) {
+	var h heldRecords
+	item, err := txn.Get(heldKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return h, nil
+	}
+	if err != nil {
+		return h, fmt.Errorf("read held claim %d: %w", seq, err)
+	}
+	if h.prev, err = item.ValueCopy(nil); err != nil {
+		return h, fmt.Errorf("read held claim %d: %w", seq, err)
+	}
+	keys, err := readWithdrawn(txn, seq)
+	if err != nil {
+		return h, err
+	}
+	for _, k := range keys {
+		if h.withdrawn == nil {
+			h.withdrawn = map[string]bool{}
+		}
+		h.withdrawn[k] = true
+	}
+	item, err = txn.Get(releasedKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return h, nil
+	}
+	if err == nil {
+		err = item.Value(func(v []byte) error {
+			var derr error
+			h.horizon, derr = decodeHorizon(v)
+			return derr
+		})
+	}
+	if err != nil {
+		return h, fmt.Errorf("read release horizon of claim %d: %w", seq, err)
+	}
+	h.released = true
+	return h, nil
+}
+
+// neverReleased reports whether the i-th message m of the journal entry was held and not
+// released (Settle puts it back), and the status it goes back to.
+func (h heldRecords) neverReleased(i int, m *Message) (Status, bool) {
+	if h.prev == nil || i >= len(h.prev) {
+		return 0, false
+	}
+	if h.withdrawn[m.Key] {
+		return 0, false // the caller skips it: see owns
+	}
+	if h.released && !posOf(m).after(h.horizon) {
+		return 0, false
+	}
+	return Status(h.prev[i]), true
+}
+
+// releasable returns the messages among msgs that are held and not yet released, and the
+// Holds they belong to.
+func (j *journal) releasable(msgs []*Message) ([]*Message, map[uint64]bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]*Message, 0, len(msgs))
+	seqs := map[uint64]bool{}
+	for _, m := range msgs {
+		ref, ok := j.byKey[m.Key]
+		if !ok || !ref.held || ref.released || ref.state == nil || !sameClaim(ref, m) {
+			continue
+		}
+		out = append(out, m)
+		seqs[ref.seq] = true
+	}
+	return out, seqs
+}
+
+// sameClaim reports whether m is the message of ref's Hold (not an earlier Hold of the same
+// key that a reconcile withdrew and rescheduled).
+func sameClaim(ref claimRef, m *Message) bool {
+	meta, err := peekMeta(ref.state)
+	return err == nil && meta.due == unixMs(m.DueAt)
+}
+
+// horizons drops the withdrawn messages from msgs (releasable's) and returns the rest with
+// the new release horizon of each Hold they belong to (never lower than before).
+func (j *journal) horizons(msgs []*Message, withdrawn map[heldRef]bool) ([]*Message, map[uint64]dueKeyPos) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := msgs[:0:0]
+	horizons := map[uint64]dueKeyPos{}
+	for _, m := range msgs {
+		seq := j.byKey[m.Key].seq
+		if withdrawn[heldRef{key: m.Key, seq: seq}] {
+			continue
+		}
+		out = append(out, m)
+		h, ok := horizons[seq]
+		if !ok {
+			h, ok = j.horizon[seq]
+		}
+		if p := posOf(m); !ok || p.after(h) {
+			h = p
+		}
+		horizons[seq] = h
+	}
+	return out, horizons
+}
+
+// withdraw records held messages a committed reconcile took back from their Holds.
+func (j *journal) withdraw(refs []heldRef) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, r := range refs {
+		if j.byKey[r.key].seq == r.seq {
+			delete(j.byKey, r.key)
+		}
+		if n, ok := j.remaining[r.seq]; ok {
+			if n <= 1 {
+				delete(j.remaining, r.seq)
+				j.done[r.seq] = true
+			} else {
+				j.remaining[r.seq] = n - 1
+			}
+		}
+	}
+}
+
+// released records a committed Release.
+func (j *journal) released(msgs []*Message, horizons map[uint64]dueKeyPos) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, m := range msgs {
+		if ref, ok := j.byKey[m.Key]; ok {
+			ref.released = true
+			j.byKey[m.Key] = ref
+		}
+	}
+	for seq, h := range horizons {
+		if _, live := j.remaining[seq]; live {
+			j.horizon[seq] = h
+		}
+	}
+}

@@ -1,0 +1,303 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func mustHold(t testing.TB, s *Store, now, until time.Time, limit int) []*Message {
+	t.Helper()
+	ms, err := s.Hold(context.Background(), now, until, limit)
+	if err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	return ms
+}
+
+func mustRelease(t testing.TB, s *Store, ms []*Message) []*Message {
+	t.Helper()
+	out, err := s.Release(context.Background(), ms, t0)
+	if err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	return out
+}
+
+// reopen closes s without any outcome (a crash leaves the same on disk: every write is a
+// synced transaction) and opens the directory again.
+func reopen(t *testing.T, s *Store, dir string, clk *clock) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Dir: dir, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestHoldClaimsAheadAndReleaseReturnsOnlyHeldMessagesOnce(t *testing.T) {
+	s, _ := openTestStore(t)
+	mustApply(t, s, &Batch{Messages: []*Message{
+		reminder("b", t0.Add(2*time.Second)), reminder("a", t0.Add(time.Second)), reminder("late", t0.Add(time.Hour)),
+	}})
+	held := mustHold(t, s, t0, t0.Add(5*time.Second), 10)
+	if got := keysOf(held); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("held = %v, want [a b] (due within 5s, in due order)", got)
+	}
+	if m := mustGet(t, s, "a"); m.Status != StatusSending || m.Attempts != 1 {
+		t.Fatalf("held message stored as %s attempt %d, want sending 1 (a reconcile leaves it alone)", m.Status, m.Attempts)
+	}
+	if got := dueEntries(t, s); !slices.Equal(got, []string{"late@1h0m0s"}) {
+		t.Fatalf("due index = %v, want only late", got)
+	}
+	if got := keysOf(mustRelease(t, s, held[:1])); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("release a = %v", got)
+	}
+	if got := mustRelease(t, s, held[:1]); len(got) != 0 {
+		t.Fatalf("second release of a = %v, want nothing", keysOf(got))
+	}
+	// A held message completed before its release (a fire-time policy) is not released.
+	if err := s.Complete(context.Background(), []Outcome{{Key: "b", Result: ResultSkipped, Reason: "recheck"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRelease(t, s, held[1:]); len(got) != 0 {
+		t.Fatalf("release of completed b = %v, want nothing", keysOf(got))
+	}
+	// A claimed (not held) message is never released: Claim hands over at once.
+	if got := mustRelease(t, s, mustClaim(t, s, t0.Add(2*time.Hour), 10)); len(got) != 0 {
+		t.Fatalf("release of a claimed message = %v", keysOf(got))
+	}
+}
+
+func TestUnholdPutsHeldMessagesBackAsTheyWere(t *testing.T) {
+	s, clk := openTestStore(t)
+	mustApply(t, s, &Batch{Messages: []*Message{reminder("a", t0.Add(time.Second)), reminder("b", t0.Add(2*time.Second))}})
+	before := counts(t, s)
+	held := mustHold(t, s, t0, t0.Add(5*time.Second), 10)
+	mustRelease(t, s, held[:1])
+	clk.Set(t0.Add(100 * time.Millisecond))
+	if err := s.Unhold(context.Background(), held); err != nil {
+		t.Fatal(err)
+	}
+	if m := mustGet(t, s, "b"); m.Status != StatusScheduled || m.Attempts != 0 || len(m.History) != 0 || !m.DueAt.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("b after Unhold = %s attempts %d history %v due %v, want scheduled as before", m.Status, m.Attempts, m.History, m.DueAt)
+	}
+	if m := mustGet(t, s, "a"); m.Status != StatusSending {
+		t.Fatalf("released a after Unhold = %s, want still sending (it was handed over)", m.Status)
+	}
+	if got := dueEntries(t, s); !slices.Equal(got, []string{"b@2s"}) {
+		t.Fatalf("due index = %v, want b back at its time", got)
+	}
+	if got := counts(t, s); got[StatusScheduled] != before[StatusScheduled]-1 || got[StatusSending] != 1 {
+		t.Fatalf("counts = %v (before hold %v)", got, before)
+	}
+	if got := keysOf(mustClaim(t, s, t0.Add(2*time.Second), 10)); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("claim at b's time = %v", got)
+	}
+}
+
+// A crash with held messages: those covered by their claim's release horizon may have been
+// handed over and settle like any message in sending; the others were never handed over and go
+// back to what they were, to fire at their own time.
+func TestSettleAfterCrashPutsBackHeldMessagesNeverReleased(t *testing.T) {
+	dir := t.TempDir()
+	s, clk := openTestStore(t, func(o *Options) { o.Dir = dir })
+	at := t0.Add(time.Second)
+	retry := sms("r")
+	mustApply(t, s, &Batch{Messages: []*Message{reminder("a", at), reminder("b", at), reminder("c", at),
+		reminder("d", t0.Add(2*time.Second)), retry}})
+	// r becomes a retry due at t0+3s.
+	mustClaim(t, s, t0, 1)
+	if err := s.Complete(context.Background(), []Outcome{{Key: "r", Result: ResultRetry, RetryAt: t0.Add(3 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	first := mustHold(t, s, t0, t0.Add(5*time.Second), 2)   // a, b
+	second := mustHold(t, s, t0, t0.Add(5*time.Second), 10) // c, d, r
+	if got := append(keysOf(first), keysOf(second)...); !slices.Equal(got, []string{"a", "b", "c", "d", "r"}) {
+		t.Fatalf("held = %v", got)
+	}
+	// Released: a (first claim), c (second claim). b, d and r never were.
+	mustRelease(t, s, first[:1])
+	mustRelease(t, s, second[:1])
+	clk.Set(t0.Add(time.Minute))
+	s = reopen(t, s, dir, clk)
+	if got := counts(t, s); got[StatusSending] != 5 {
+		t.Fatalf("counts after crash = %v, want 5 sending", got)
+	}
+	ready, uncertain, err := s.Settle(context.Background(), func(string) bool { return false })
+	if err != nil || ready != 0 || uncertain != 2 {
+		t.Fatalf("Settle = %d ready %d uncertain %v, want 0, 2 (a and c)", ready, uncertain, err)
+	}
+	want := map[string]Status{"a": StatusUncertain, "c": StatusUncertain, "b": StatusScheduled, "d": StatusScheduled, "r": StatusRetry}
+	for k, st := range want {
+		m := mustGet(t, s, k)
+		if m.Status != st {
+			t.Errorf("%s = %s, want %s", k, m.Status, st)
+		}
+		if st != StatusUncertain && (m.Attempts != map[string]int{"r": 1}[k] || len(m.History) != map[string]int{"r": 1}[k]) {
+			t.Errorf("%s put back with attempts %d history %v: the hold must leave no trace", k, m.Attempts, m.History)
+		}
+	}
+	if got := dueEntries(t, s); !slices.Equal(got, []string{"b@1s", "d@2s", "r@3s"}) {
+		t.Fatalf("due index after settle = %v", got)
+	}
+	if got := counts(t, s); !reflect.DeepEqual(got, map[Status]int{StatusUncertain: 2, StatusScheduled: 2, StatusRetry: 1}) {
+		t.Fatalf("counts after settle = %v", got)
+	}
+	if c, h, r := countPrefix(t, s, prefixClaim), countPrefix(t, s, prefixHeld), countPrefix(t, s, prefixReleased); c+h+r != 0 {
+		t.Fatalf("journal records left after settle: %d claims, %d held, %d horizons", c, h, r)
+	}
+	if got := keysOf(mustClaim(t, s, t0.Add(time.Hour), 10)); !slices.Equal(got, []string{"b", "d", "r"}) {
+		t.Fatalf("claim after settle = %v, want the held ones again", got)
+	}
+}
+
+// The journal records of a Hold are deleted with its journal entry once all its messages are
+// completed.
+func TestHoldRecordsGoWithTheirJournalEntry(t *testing.T) {
+	s, _ := openTestStore(t)
+	mustApply(t, s, &Batch{Messages: []*Message{reminder("a", t0.Add(time.Second)), reminder("b", t0.Add(time.Second))}})
+	held := mustHold(t, s, t0, t0.Add(time.Minute), 10)
+	mustRelease(t, s, held)
+	if n := countPrefix(t, s, prefixHeld) + countPrefix(t, s, prefixReleased); n != 2 {
+		t.Fatalf("hold records while in flight = %d, want 2", n)
+	}
+	if err := s.Complete(context.Background(), []Outcome{{Key: "a", Result: ResultSent}, {Key: "b", Result: ResultSent}}); err != nil {
+		t.Fatal(err)
+	}
+	// The delete rides on the next write transaction.
+	mustApply(t, s, &Batch{Messages: []*Message{sms("c")}})
+	mustClaim(t, s, t0, 10)
+	if n := countPrefix(t, s, prefixClaim) + countPrefix(t, s, prefixHeld) + countPrefix(t, s, prefixReleased); n != 1 {
+		t.Fatalf("journal records = %d, want only c's claim", n)
+	}
+}
+
+// A change of a held reminder's row before its release cancels or reschedules it as if it had
+// never been held (and the Release then leaves it out); after its release it is the sender's.
+func TestReconcileWithdrawsHeldRemindersUntilTheirRelease(t *testing.T) {
+	dir := t.TempDir()
+	s, clk := openTestStore(t, func(o *Options) { o.Dir = dir })
+	at := t0.Add(time.Second)
+	sched := func(slot, key string, due time.Time) *Batch {
+		return &Batch{Schedules: []Schedule{{Slot: slot, Message: reminder(key, due)}}}
+	}
+	mustApply(t, s, sched("pay/1", "k1", at))
+	mustApply(t, s, sched("pay/2", "k2", at))
+	mustApply(t, s, sched("pay/3", "k3", at))
+	mustApply(t, s, sched("pay/4", "k4", at.Add(-time.Millisecond)))
+	held := mustHold(t, s, t0, t0.Add(5*time.Second), 10)
+	if !slices.Equal(keysOf(held), []string{"k4", "k1", "k2", "k3"}) {
+		t.Fatalf("held %v", keysOf(held))
+	}
+	mustRelease(t, s, held[:1]) // k4 is handed over (releases go in due order)
+	held = held[1:]
+	// k1: the row moved the fire time (same key: the key names the slot, not the time).
+	if res := mustApply(t, s, sched("pay/1", "k1", t0.Add(time.Hour))); res.Rescheduled != 1 {
+		t.Fatalf("reschedule of held k1 = %+v", res)
+	}
+	// k2: the row no longer matches; k4: too late, it was released.
+	if res := mustApply(t, s, &Batch{Cancels: []string{"pay/2", "pay/4"}}); res.Cancelled != 1 || res.Existing != 1 {
+		t.Fatalf("cancel of held k2 and released k4 = %+v", res)
+	}
+	// k3: the same fire time again changes nothing: it stays held.
+	mustApply(t, s, sched("pay/3", "k3", at))
+	if m := mustGet(t, s, "k1"); m.Status != StatusScheduled || m.Attempts != 0 || !m.DueAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("k1 = %s attempts %d due %v, want scheduled at the new time", m.Status, m.Attempts, m.DueAt)
+	}
+	want := map[string]Status{"k2": StatusCancelled, "k3": StatusSending, "k4": StatusSending}
+	for k, st := range want {
+		if got := statusOf(t, s, k); got != st {
+			t.Fatalf("%s = %s, want %s", k, got, st)
+		}
+	}
+	if got := keysOf(mustRelease(t, s, held[:3])); !slices.Equal(got, []string{"k3"}) {
+		t.Fatalf("release = %v, want only k3 (k1 and k2 were withdrawn)", got)
+	}
+	if got := counts(t, s); !reflect.DeepEqual(got, map[Status]int{StatusScheduled: 1, StatusCancelled: 1, StatusSending: 2}) {
+		t.Fatalf("counts = %v", got)
+	}
+	// k1 held again by a later Hold is that Hold's: a crash settles it by that one only.
+	again := mustHold(t, s, t0, t0.Add(2*time.Hour), 10)
+	if !slices.Equal(keysOf(again), []string{"k1"}) {
+		t.Fatalf("second hold = %v", keysOf(again))
+	}
+	if got := mustRelease(t, s, held[:1]); len(got) != 0 {
+		t.Fatalf("releasing k1's first hold = %v, want nothing (it was withdrawn)", keysOf(got))
+	}
+	clk.Set(t0.Add(time.Minute))
+	s = reopen(t, s, dir, clk)
+	if _, u, err := s.Settle(context.Background(), nil); err != nil || u != 2 {
+		t.Fatalf("settle: %d uncertain, %v; want 2 (k3 and k4, released)", u, err)
+	}
+	if m := mustGet(t, s, "k1"); m.Status != StatusScheduled || m.Attempts != 0 {
+		t.Fatalf("k1 after settle = %s attempts %d, want scheduled again (its second hold was never released)", m.Status, m.Attempts)
+	}
+	if got := statusOf(t, s, "k2"); got != StatusCancelled {
+		t.Fatalf("k2 after settle = %s", got)
+	}
+}
+
+// Releases racing reconciles of the same held reminders: each one is either handed over (and
+// stays `sending`) or rescheduled, never both and never neither.
+func TestReleaseRacingReconcileHandsOverOrReschedulesEachOnce(t *testing.T) {
+	s, _ := openTestStore(t, func(o *Options) { o.NoSync = true })
+	const n = 300
+	at := t0.Add(time.Second)
+	var b Batch
+	for i := range n {
+		b.Schedules = append(b.Schedules, Schedule{Slot: fmt.Sprintf("pay/%03d", i), Message: reminder(fmt.Sprintf("k%03d", i), at)})
+	}
+	mustApply(t, s, &b)
+	held := mustHold(t, s, t0, t0.Add(5*time.Second), n)
+	if len(held) != n {
+		t.Fatalf("held %d", len(held))
+	}
+	released := map[string]bool{}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < n; i += 3 {
+			out, err := s.Release(context.Background(), held[i:min(i+3, n)], t0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, m := range out {
+				released[m.Key] = true
+			}
+		}
+	}()
+	rescheduled := 0
+	go func() {
+		defer wg.Done()
+		for i := n - 1; i >= 0; i-- { // from the other end: they meet in the middle
+			res, err := s.Apply(context.Background(), &Batch{Schedules: []Schedule{{Slot: fmt.Sprintf("pay/%03d", i),
+				Message: reminder(fmt.Sprintf("k%03d", i), t0.Add(time.Hour))}}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rescheduled += res.Rescheduled
+		}
+	}()
+	wg.Wait()
+	if len(released)+rescheduled != n || len(released) == 0 || rescheduled == 0 {
+		t.Fatalf("released %d + rescheduled %d, want %d, both > 0", len(released), rescheduled, n)
+	}
+	for _, m := range held {
+		got := mustGet(t, s, m.Key)
+		if released[m.Key] != (got.Status == StatusSending) || (got.Status == StatusScheduled) != !got.DueAt.Equal(at) {
+			t.Fatalf("%s: released %v, stored %s due %v", m.Key, released[m.Key], got.Status, got.DueAt)
+		}
+	}
+}
