@@ -15,14 +15,14 @@ type DeliveryQueue interface {
 	Claim(ctx context.Context, now time.Time, limit int) ([]*state.Message, error)
 	Complete(ctx context.Context, outs []state.Outcome) error
 	NextDue() (time.Time, bool, error)
-	// Hold, Release and Unhold claim ahead of the due time (sender.Holder, state/hold.go).
-	Hold(ctx context.Context, now, until time.Time, limit int) ([]*state.Message, error)
-	Release(ctx context.Context, msgs []*state.Message, now time.Time) ([]*state.Message, error)
-	Unhold(ctx context.Context, msgs []*state.Message) error
+	// Acquire, Fire and Unacquire claim ahead of the due time (sender.Acquirer, state/acquire.go).
+	Acquire(ctx context.Context, now, until time.Time, limit int) ([]*state.Message, error)
+	Fire(ctx context.Context, msgs []*state.Message, now time.Time) ([]*state.Message, error)
+	Unacquire(ctx context.Context, msgs []*state.Message) error
 }
 
 // FireGate applies the rules' fire-time policies to the messages the sender claims, before
-// the sender sees them: at Claim, or, when the sender claims ahead (Hold), at Release, which
+// the sender sees them: at Claim, or, when the sender claims ahead (Acquire), at Fire, which
 // is the due time. It wraps the store as the sender's queue:
 //
 //   - misfire {skip_older_than: D}: a reminder (a message with a slot) claimed for its first
@@ -108,23 +108,23 @@ func (f *FireGate) Claim(ctx context.Context, now time.Time, limit int) ([]*stat
 	return f.gate(ctx, ms, now), nil
 }
 
-// Hold is the store's: the policies apply at Release, the fire time.
-func (f *FireGate) Hold(ctx context.Context, now, until time.Time, limit int) ([]*state.Message, error) {
-	return f.q.Hold(ctx, now, until, limit)
+// Acquire is the store's: the policies apply at Fire, the fire time.
+func (f *FireGate) Acquire(ctx context.Context, now, until time.Time, limit int) ([]*state.Message, error) {
+	return f.q.Acquire(ctx, now, until, limit)
 }
 
-// Release completes the held messages a rule policy holds back at now (as Claim does) and
-// releases the rest through the store.
-func (f *FireGate) Release(ctx context.Context, msgs []*state.Message, now time.Time) ([]*state.Message, error) {
-	return f.q.Release(ctx, f.gate(ctx, msgs, now), now)
+// Fire completes the acquired messages a rule policy holds back at now (as Claim does) and
+// fires the rest through the store.
+func (f *FireGate) Fire(ctx context.Context, msgs []*state.Message, now time.Time) ([]*state.Message, error) {
+	return f.q.Fire(ctx, f.gate(ctx, msgs, now), now)
 }
 
-// Unhold is the store's.
-func (f *FireGate) Unhold(ctx context.Context, msgs []*state.Message) error {
-	return f.q.Unhold(ctx, msgs)
+// Unacquire is the store's.
+func (f *FireGate) Unacquire(ctx context.Context, msgs []*state.Message) error {
+	return f.q.Unacquire(ctx, msgs)
 }
 
-// gate completes the messages of ms (claimed, or held and not released) that a rule policy
+// gate completes the messages of ms (claimed, or acquired and not fired) that a rule policy
 // holds back at now and returns the others.
 func (f *FireGate) gate(ctx context.Context, ms []*state.Message, now time.Time) []*state.Message {
 	set := f.rules()

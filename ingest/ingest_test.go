@@ -438,9 +438,9 @@ rules:
 	}
 }
 
-// Claimed ahead (Hold), the messages meet the policies at their release, the fire time, not
-// when they were held.
-func TestFireGateAppliesThePoliciesAtReleaseWhenHeldAhead(t *testing.T) {
+// Claimed ahead (Acquire), the messages meet the policies when fired, at the fire time, not
+// when they were acquired.
+func TestFireGateAppliesThePoliciesAtFireWhenAcquiredAhead(t *testing.T) {
 	st, opts := newTestPipeline(t, `
 rules:
   - name: quiet
@@ -455,18 +455,18 @@ rules:
 	g := mustRun(t, opts, txn(1, contract(1, "active", "A")), txn(2, contract(2, "active", "B")))
 	gate := NewFireGate(st, g, nil)
 	before := time.Date(2026, 11, 30, 20, 59, 59, 0, time.UTC) // outside the window
-	held, err := gate.Hold(context.Background(), before, before.Add(5*time.Second), 10)
-	if err != nil || len(held) != 2 {
-		t.Fatalf("hold = %d messages (%v), want 2 (quiet hours are not applied when holding)", len(held), err)
+	acquired, err := gate.Acquire(context.Background(), before, before.Add(5*time.Second), 10)
+	if err != nil || len(acquired) != 2 {
+		t.Fatalf("acquire = %d messages (%v), want 2 (quiet hours are not applied when acquiring)", len(acquired), err)
 	}
-	if out, err := gate.Release(context.Background(), held[:1], before); err != nil || len(out) != 1 {
-		t.Fatalf("release before 21:00 = %d (%v), want 1", len(out), err)
+	if out, err := gate.Fire(context.Background(), acquired[:1], before); err != nil || len(out) != 1 {
+		t.Fatalf("fire before 21:00 = %d (%v), want 1", len(out), err)
 	}
 	at := time.Date(2026, 11, 30, 21, 0, 1, 0, time.UTC) // inside
-	if out, err := gate.Release(context.Background(), held[1:], at); err != nil || len(out) != 0 {
-		t.Fatalf("release at 21:00:01 = %d (%v), want it deferred", len(out), err)
+	if out, err := gate.Fire(context.Background(), acquired[1:], at); err != nil || len(out) != 0 {
+		t.Fatalf("fire at 21:00:01 = %d (%v), want it deferred", len(out), err)
 	}
-	m := get(t, st, held[1].Key)
+	m := get(t, st, acquired[1].Key)
 	if m.Status != state.StatusScheduled || !m.DueAt.Equal(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)) || m.Attempts != 0 {
 		t.Fatalf("quiet message = %s due %s attempts %d, want deferred to 08:00", m.Status, m.DueAt, m.Attempts)
 	}

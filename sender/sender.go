@@ -40,16 +40,16 @@ type Options struct {
 	// commits), each within the allowance. At most Concurrency + 2·ClaimBatch messages are
 	// claimed (or being claimed) and not yet completed at any time.
 	ClaimBatch int
-	// ClaimAhead, when the Store is also a Holder, claims messages this long before they are
-	// due and holds them in memory until their due time (see holdLoop and state/hold.go): a
+	// ClaimAhead, when the Store is also an Acquirer, claims messages this long before they
+	// are due and holds them in memory until their due time (see aheadLoop and state/acquire.go): a
 	// burst due at one instant is then handed over at the channel's rate, not at the rate of
-	// the durable claims. A message held is `sending` in the store, so a change of its row in
+	// the durable claims. A message acquired is `sending` in the store, so a change of its row in
 	// that last stretch no longer reschedules or cancels it (a recheck still runs at the due
 	// time). 0 (the default) claims at the due time.
 	ClaimAhead time.Duration
-	// MaxHeld caps the messages held ahead (default DefaultMaxHeld; each holds its rendered
+	// MaxAhead caps the messages acquired ahead (default DefaultMaxAhead; each holds its rendered
 	// text and data in memory, about 1 KB).
-	MaxHeld int
+	MaxAhead int
 	// PollInterval is the fallback wake-up (default 1s); the loop mainly sleeps until NextDue
 	// or a Kick.
 	PollInterval time.Duration
@@ -102,7 +102,7 @@ func (o *Options) validate() error {
 			return fmt.Errorf("sender options: channel %q: nil runtime: %w", name, ErrConfig)
 		}
 	}
-	if o.Concurrency < 0 || o.ClaimBatch < 0 || o.CompleteBatch < 0 || o.ClaimAhead < 0 || o.MaxHeld < 0 {
+	if o.Concurrency < 0 || o.ClaimBatch < 0 || o.CompleteBatch < 0 || o.ClaimAhead < 0 || o.MaxAhead < 0 {
 		return fmt.Errorf("sender options: negative concurrency or batch: %w", ErrConfig)
 	}
 	for rule, q := range o.RuleQuietHours {
@@ -112,7 +112,7 @@ func (o *Options) validate() error {
 	}
 	setDefault(&o.Concurrency, DefaultConcurrency)
 	setDefault(&o.ClaimBatch, DefaultClaimBatch)
-	setDefault(&o.MaxHeld, DefaultMaxHeld)
+	setDefault(&o.MaxAhead, DefaultMaxAhead)
 	setDefault(&o.PollInterval, DefaultPollInterval)
 	setDefault(&o.MaxWait, DefaultMaxWait)
 	setDefault(&o.CompleteBatch, DefaultCompleteBatch)
@@ -143,18 +143,18 @@ type Sender struct {
 	now     func() time.Time
 	metrics *senderMetrics
 
-	quiet    map[string]*quietWindow // by rule
-	kick     chan struct{}           // a Kick since the last claim
-	rearm    chan struct{}           // retries or deferrals were written: recompute the timer
-	room     chan struct{}           // a claimed message started or was completed
-	claimed  atomic.Int64            // claimed (released, when holding) and not yet completed
-	held     atomic.Int64            // held ahead of their due time (holdLoop)
-	heldRoom chan struct{}           // held messages were released
-	waiting  atomic.Int64            // claimed and not yet handed to the channel (or finished)
-	started  atomic.Int64            // handed to the channel or finished without a send, ever
-	global   chan struct{}           // send slots over all channels
-	done     chan outcome            // to the committer
-	running  atomic.Bool
+	quiet     map[string]*quietWindow // by rule
+	kick      chan struct{}           // a Kick since the last claim
+	rearm     chan struct{}           // retries or deferrals were written: recompute the timer
+	room      chan struct{}           // a claimed message started or was completed
+	claimed   atomic.Int64            // claimed (fired, when claiming ahead) and not yet completed
+	ahead     atomic.Int64            // acquired ahead of their due time (aheadLoop)
+	aheadRoom chan struct{}           // acquired messages were fired
+	waiting   atomic.Int64            // claimed and not yet handed to the channel (or finished)
+	started   atomic.Int64            // handed to the channel or finished without a send, ever
+	global    chan struct{}           // send slots over all channels
+	done      chan outcome            // to the committer
+	running   atomic.Bool
 }
 
 // New validates opts and builds a Sender.
@@ -167,20 +167,20 @@ func New(opts Options) (*Sender, error) {
 		quiet[rule], _ = newQuietWindow(&q, time.UTC) // validated above
 	}
 	s := &Sender{
-		quiet:    quiet,
-		opts:     opts,
-		log:      opts.Logger,
-		now:      opts.Now,
-		metrics:  newSenderMetrics(opts.Metrics),
-		kick:     make(chan struct{}, 1),
-		rearm:    make(chan struct{}, 1),
-		room:     make(chan struct{}, 1),
-		heldRoom: make(chan struct{}, 1),
-		global:   make(chan struct{}, opts.Concurrency),
+		quiet:     quiet,
+		opts:      opts,
+		log:       opts.Logger,
+		now:       opts.Now,
+		metrics:   newSenderMetrics(opts.Metrics),
+		kick:      make(chan struct{}, 1),
+		rearm:     make(chan struct{}, 1),
+		room:      make(chan struct{}, 1),
+		aheadRoom: make(chan struct{}, 1),
+		global:    make(chan struct{}, opts.Concurrency),
 	}
 	opts.Metrics.GetOrCreateGauge(`notifier_sender_claimed`, func() float64 { return float64(s.claimed.Load()) })
 	opts.Metrics.GetOrCreateGauge(`notifier_sender_in_flight`, func() float64 { return float64(len(s.global)) })
-	opts.Metrics.GetOrCreateGauge(`notifier_sender_held`, func() float64 { return float64(s.held.Load()) })
+	opts.Metrics.GetOrCreateGauge(`notifier_sender_ahead`, func() float64 { return float64(s.ahead.Load()) })
 	return s, nil
 }
 
@@ -215,8 +215,8 @@ func (s *Sender) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	var err error
-	if h, ok := s.opts.Store.(Holder); ok && s.opts.ClaimAhead > 0 {
-		err = s.holdLoop(loopCtx, sendCtx, &wg, h)
+	if h, ok := s.opts.Store.(Acquirer); ok && s.opts.ClaimAhead > 0 {
+		err = s.aheadLoop(loopCtx, sendCtx, &wg, h)
 	} else {
 		err = s.loop(loopCtx, sendCtx, &wg)
 	}

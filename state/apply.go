@@ -471,7 +471,7 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, applied appli
 	if have && slotMsg != m.Key {
 		old, prev, err := getMessage(txn, slotMsg)
 		if err == nil {
-			if _, err = fx.unhold(txn, old, pendingForSlot); err != nil {
+			if _, err = fx.withdraw(txn, old, pendingForSlot); err != nil {
 				return err
 			}
 		}
@@ -487,8 +487,8 @@ func reconcile(txn *badger.Txn, fx *effects, sc Schedule, v int64, applied appli
 		}
 	}
 	cur, prev, err := getMessage(txn, m.Key)
-	if err == nil && !cur.DueAt.Equal(m.DueAt) { // a reschedule (below) of a held reminder
-		if _, err = fx.unhold(txn, cur, func(st Status) bool { return st == StatusScheduled }); err != nil {
+	if err == nil && !cur.DueAt.Equal(m.DueAt) { // a reschedule (below) of an acquired reminder
+		if _, err = fx.withdraw(txn, cur, func(st Status) bool { return st == StatusScheduled }); err != nil {
 			return err
 		}
 	}
@@ -548,7 +548,7 @@ func cancelSlot(txn *badger.Txn, fx *effects, slot string, v int64, applied appl
 	applied[slot] = v
 	m, prev, err := getMessage(txn, key)
 	if err == nil {
-		if _, err = fx.unhold(txn, m, pendingForSlot); err != nil {
+		if _, err = fx.withdraw(txn, m, pendingForSlot); err != nil {
 			return err
 		}
 	}

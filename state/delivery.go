@@ -86,9 +86,9 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int) ([]*Message
 	return s.claimDue(ctx, now, now, limit, false)
 }
 
-// claimDue is Claim (held false) and Hold (held true): it claims the messages due by until,
+// claimDue is Claim (acquire false) and Acquire (acquire true): it claims the messages due by until,
 // marking them `sending` at now.
-func (s *Store) claimDue(ctx context.Context, now, until time.Time, limit int, held bool) ([]*Message, error) {
+func (s *Store) claimDue(ctx context.Context, now, until time.Time, limit int, acquire bool) ([]*Message, error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (s *Store) claimDue(ctx context.Context, now, until time.Time, limit int, h
 			return nil, fmt.Errorf("claim due messages: %w", err)
 		}
 		fx := s.newEffects()
-		txn, start, c, err := s.buildClaim(fx, nowMs, untilMs, limit, held)
+		txn, start, c, err := s.buildClaim(fx, nowMs, untilMs, limit, acquire)
 		if err == nil {
 			err = txn.Commit()
 			if err != nil {
@@ -134,7 +134,7 @@ func (s *Store) claimDue(ctx context.Context, now, until time.Time, limit int, h
 // started. The transaction begins after dirtyLow is reset: an entry committed before its read
 // timestamp is in its view, one committed after lowers the mark through dirtyLow or directly,
 // so none is passed over (a transaction begun earlier missed such entries).
-func (s *Store) buildClaim(fx *effects, nowMs, untilMs int64, limit int, held bool) (*badger.Txn, []byte, *claimed, error) {
+func (s *Store) buildClaim(fx *effects, nowMs, untilMs int64, limit int, acquire bool) (*badger.Txn, []byte, *claimed, error) {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
 	s.lowMu.Lock()
@@ -142,7 +142,7 @@ func (s *Store) buildClaim(fx *effects, nowMs, untilMs int64, limit int, held bo
 	s.dirtyLow = nil
 	s.lowMu.Unlock()
 	txn := s.db.NewTransaction(true)
-	c, err := s.claimTxn(txn, fx, start, nowMs, untilMs, limit, held)
+	c, err := s.claimTxn(txn, fx, start, nowMs, untilMs, limit, acquire)
 	s.lowMu.Lock()
 	if err == nil {
 		s.low = c.next
@@ -160,7 +160,7 @@ type claimed struct {
 	out     []*Message
 	keys    []string
 	states  [][]byte // the state record written for each of keys (for Complete)
-	prev    []Status // a Hold's: the status each of keys had before (nil for a Claim)
+	prev    []Status // an Acquire's: the status each of keys had before (nil for a Claim)
 	gen     uint64   // the touch generation it read
 	next    []byte   // the new low-water mark
 	seq     uint64   // its claim journal entry (0: none)
@@ -169,7 +169,7 @@ type claimed struct {
 
 // claimTxn is the body of one Claim transaction: it claims the due entries, writes the claim
 // journal entry and deletes the emptied ones.
-func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs, untilMs int64, limit int, held bool) (*claimed, error) {
+func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs, untilMs int64, limit int, acquire bool) (*claimed, error) {
 	gen, err := readTouchGen(txn)
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs, unti
 	}
 	c := &claimed{next: next, gen: gen, out: make([]*Message, 0, len(entries)), keys: make([]string, 0, len(entries)),
 		states: make([][]byte, 0, len(entries))}
-	if held {
+	if acquire {
 		c.prev = make([]Status, 0, len(entries))
 	}
 	for _, e := range entries {
@@ -192,7 +192,7 @@ func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs, unti
 			c.out = append(c.out, m)
 			c.keys = append(c.keys, m.Key)
 			c.states = append(c.states, state)
-			if held {
+			if acquire {
 				c.prev = append(c.prev, prev)
 			}
 		}
@@ -202,8 +202,8 @@ func (s *Store) claimTxn(txn *badger.Txn, fx *effects, start []byte, nowMs, unti
 		if err := txn.Set(claimKey(c.seq), encodeClaimKeys(c.keys)); err != nil {
 			return nil, fmt.Errorf("claim journal: %w", err)
 		}
-		if held {
-			if err := txn.Set(heldKey(c.seq), encodeHeld(c.prev)); err != nil {
+		if acquire {
+			if err := txn.Set(acquiredKey(c.seq), encodeAcquired(c.prev)); err != nil {
 				return nil, fmt.Errorf("claim journal: %w", err)
 			}
 		}
@@ -501,7 +501,7 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 			if settled, err = readJournals(txn, 1); err != nil || len(settled) == 0 {
 				return err
 			}
-			held, err := readHeld(txn, settled[0].seq)
+			acquired, err := readAcquired(txn, settled[0].seq)
 			if err != nil {
 				return err
 			}
@@ -513,11 +513,11 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 				if err != nil {
 					return err
 				}
-				if m.Status != StatusSending || !held.owns(key) {
+				if m.Status != StatusSending || !acquired.owns(key) {
 					continue
 				}
-				if st, ok := held.neverReleased(i, m); ok {
-					if err := unhold(txn, fx, m, prev, st, now); err != nil {
+				if st, ok := acquired.neverFired(i, m); ok {
+					if err := unacquire(txn, fx, m, prev, st, now); err != nil {
 						return err
 					}
 					back++
@@ -544,7 +544,7 @@ func (s *Store) Settle(ctx context.Context, idempotent func(channel string) bool
 			return ready, uncertain, nil
 		}
 		if back > 0 {
-			s.log.Info("put back held messages never handed over", "count", back, "claim", settled[0].seq)
+			s.log.Info("put back acquired messages never fired", "count", back, "claim", settled[0].seq)
 		}
 		s.jr.forgetJournal(settled[0].seq, settled[0].keys)
 		ready, uncertain = ready+r, uncertain+u

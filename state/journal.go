@@ -55,7 +55,7 @@ type journal struct {
 	remaining map[uint64]int       // journal seq → its messages still sending
 	byKey     map[string]claimRef  // message key → its claim
 	done      map[uint64]bool      // journals to delete with the next write transaction
-	horizon   map[uint64]dueKeyPos // a Hold's journal seq → how far it was released (hold.go)
+	horizon   map[uint64]dueKeyPos // an Acquire's journal seq → how far it was fired (acquire.go)
 }
 
 // claimRef is what the journal knows of one message in `sending`: its journal entry and, when
@@ -64,10 +64,10 @@ type claimRef struct {
 	seq   uint64
 	state []byte // nil: not claimed by this process (journal loaded at Open)
 	gen   uint64 // the touch generation the Claim read
-	// A Hold's message (held) keeps the status it had before, to go back to until it is
-	// released (hold.go).
-	held     bool
-	released bool
+	// An Acquire's message (acquired) keeps the status it had before, to go back to until it
+	// is fired (acquire.go).
+	acquired bool
+	fired    bool
 	prev     Status
 }
 
@@ -85,7 +85,7 @@ func (j *journal) next() uint64 {
 
 // register records a committed journal entry; states, when not nil, holds the state record
 // Claim wrote for each key (never modified afterwards), and gen the touch generation it read.
-// prev, when not nil, is a Hold's: the status each key had before.
+// prev, when not nil, is an Acquire's: the status each key had before.
 func (j *journal) register(seq uint64, keys []string, states [][]byte, gen uint64, prev []Status) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -96,7 +96,7 @@ func (j *journal) register(seq uint64, keys []string, states [][]byte, gen uint6
 			ref.state = states[i]
 		}
 		if prev != nil {
-			ref.held, ref.prev = true, prev[i]
+			ref.acquired, ref.prev = true, prev[i]
 		}
 		j.byKey[k] = ref
 	}
@@ -151,9 +151,9 @@ func (j *journal) collect(txn *badger.Txn) ([]uint64, error) {
 	return seqs, nil
 }
 
-// deleteJournal deletes journal entry seq with a Hold's records of it (hold.go).
+// deleteJournal deletes journal entry seq with an Acquire's records of it (acquire.go).
 func deleteJournal(txn *badger.Txn, seq uint64) error {
-	for _, k := range [][]byte{claimKey(seq), heldKey(seq), releasedKey(seq), withdrawnKey(seq)} {
+	for _, k := range [][]byte{claimKey(seq), acquiredKey(seq), firedKey(seq), withdrawnKey(seq)} {
 		if err := txn.Delete(k); err != nil {
 			return err
 		}

@@ -17,8 +17,9 @@ import (
 //	                                          a copy of its records (encodeDue)
 //	c/<seq:8>                                 claim journal: the keys one Claim moved to sending
 //	                                          (journal.go); deleted once they are all completed
-//	ch/<seq:8>, cr/<seq:8>                    a Hold's journal entry: the statuses its keys had,
-//	                                          and its release horizon (hold.go); deleted with it
+//	ca/<seq:8>, cf/<seq:8>, cw/<seq:8>        an Acquire's journal entry: the statuses its keys
+//	                                          had, its fire horizon and the keys withdrawn from
+//	                                          it (acquire.go); deleted with it
 //	i/<status:1>/<updated ms:8>/<key>         status index, empty value, for the other statuses
 //	                                          (sent, dead, cancelled, uncertain, held, skipped):
 //	                                          List --state, Counts at Open, Expire by age

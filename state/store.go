@@ -186,9 +186,9 @@ type effects struct {
 	// generation, which tells Complete to read records back (Store.claimedState).
 	settles  bool
 	touchGen *atomic.Uint64
-	// jr and withdrawn: held messages a reconcile took back from their Hold (hold.go).
+	// jr and withdrawn: acquired messages a reconcile took back from their Acquire (acquire.go).
 	jr        *journal
-	withdrawn []heldRef
+	withdrawn []acquiredRef
 }
 
 func (s *Store) newEffects() *effects { return &effects{touchGen: &s.touchGen, jr: s.jr} }

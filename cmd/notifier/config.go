@@ -83,7 +83,7 @@ type SenderConfig struct {
 	// ClaimAhead claims messages this long before their due time and holds them until it
 	// (sender.Options.ClaimAhead; default 5s, 0s = off).
 	ClaimAhead   *time.Duration `yaml:"claim_ahead"`
-	MaxHeld      int            `yaml:"max_held"`      // most messages held ahead (0: sender.DefaultMaxHeld)
+	MaxAhead     int            `yaml:"max_ahead"`     // most messages claimed ahead (0: sender.DefaultMaxAhead)
 	DrainTimeout time.Duration  `yaml:"drain_timeout"` // how long a stop waits for in-flight sends (default 30s)
 	// DigestInterval is how often closed digest windows are flushed (default 1s).
 	DigestInterval time.Duration `yaml:"digest_interval"`
@@ -241,8 +241,8 @@ func (c *Config) validate() error {
 	} else if *c.Sender.ClaimAhead < 0 {
 		bad(0, "sender.claim_ahead: %s is negative (0s turns claiming ahead off)", *c.Sender.ClaimAhead)
 	}
-	if c.Sender.MaxHeld < 0 {
-		bad(0, "sender.max_held: %d is negative", c.Sender.MaxHeld)
+	if c.Sender.MaxAhead < 0 {
+		bad(0, "sender.max_ahead: %d is negative", c.Sender.MaxAhead)
 	}
 	if c.Sender.DrainTimeout <= 0 {
 		c.Sender.DrainTimeout = 30 * time.Second

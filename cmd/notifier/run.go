@@ -226,7 +226,7 @@ func (s *service) startSender(ctx context.Context, runtimes map[string]*sender.R
 	rows := &ingest.ReplicaRows{Addr: s.cfg.Source.Addr, User: s.cfg.Source.User, Password: password}
 	snd, err := sender.New(sender.Options{Store: ingest.NewFireGate(s.store, s.ing, rows), Channels: runtimes,
 		Concurrency: s.cfg.Sender.Concurrency, ClaimBatch: s.cfg.Sender.ClaimBatch,
-		ClaimAhead: *s.cfg.Sender.ClaimAhead, MaxHeld: s.cfg.Sender.MaxHeld,
+		ClaimAhead: *s.cfg.Sender.ClaimAhead, MaxAhead: s.cfg.Sender.MaxAhead,
 		DrainTimeout: s.cfg.Sender.DrainTimeout, Now: s.now, Logger: s.log.With("component", "sender"), Metrics: set})
 	if err != nil {
 		return fmt.Errorf("sender: %w", err)

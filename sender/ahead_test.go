@@ -37,7 +37,7 @@ func (h *handover) count() int {
 	return len(h.times)
 }
 
-func TestClaimAheadHoldsMessagesAndHandsThemOverAtTheirDueTime(t *testing.T) {
+func TestClaimAheadAcquiresMessagesAndHandsThemOverAtTheirDueTime(t *testing.T) {
 	st := openStore(t, time.Now)
 	start := time.Now()
 	due := start.Add(1500 * time.Millisecond)
@@ -54,12 +54,12 @@ func TestClaimAheadHoldsMessagesAndHandsThemOverAtTheirDueTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := run(t, s)
-	// Held: all 300 are claimed (sending in the store) well before their due time, and none
+	// Acquired: all 300 are claimed (sending in the store) well before their due time, and none
 	// of them is handed over; the 20 due now go at once.
 	waitFor(t, "the messages due now", func() bool { return h.count() == 20 })
-	waitFor(t, "the later messages held", func() bool { return counts(t, st)[state.StatusSending] == 300 })
+	waitFor(t, "the later messages acquired", func() bool { return counts(t, st)[state.StatusSending] == 300 })
 	if time.Now().After(due) {
-		t.Fatalf("holding 300 messages took until after their due time (%v)", time.Since(start))
+		t.Fatalf("acquiring 300 messages took until after their due time (%v)", time.Since(start))
 	}
 	if n := h.count(); n != 20 {
 		t.Fatalf("%d handed over before the later ones' due time, want 20", n)
@@ -85,7 +85,7 @@ func TestClaimAheadHoldsMessagesAndHandsThemOverAtTheirDueTime(t *testing.T) {
 	}
 }
 
-func TestStopPutsHeldMessagesBackUnsent(t *testing.T) {
+func TestStopPutsAcquiredMessagesBackUnsent(t *testing.T) {
 	st := openStore(t, time.Now)
 	due := time.Now().Add(time.Minute)
 	msgs := messages(100, "x", due)
@@ -96,7 +96,7 @@ func TestStopPutsHeldMessagesBackUnsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := run(t, s)
-	waitFor(t, "held", func() bool { return counts(t, st)[state.StatusSending] == 100 })
+	waitFor(t, "acquired", func() bool { return counts(t, st)[state.StatusSending] == 100 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,20 +10,20 @@ import (
 	"time"
 )
 
-func mustHold(t testing.TB, s *Store, now, until time.Time, limit int) []*Message {
+func mustAcquire(t testing.TB, s *Store, now, until time.Time, limit int) []*Message {
 	t.Helper()
-	ms, err := s.Hold(context.Background(), now, until, limit)
+	ms, err := s.Acquire(context.Background(), now, until, limit)
 	if err != nil {
-		t.Fatalf("hold: %v", err)
+		t.Fatalf("acquire: %v", err)
 	}
 	return ms
 }
 
-func mustRelease(t testing.TB, s *Store, ms []*Message) []*Message {
+func mustFire(t testing.TB, s *Store, ms []*Message) []*Message {
 	t.Helper()
-	out, err := s.Release(context.Background(), ms, t0)
+	out, err := s.Fire(context.Background(), ms, t0)
 	if err != nil {
-		t.Fatalf("release: %v", err)
+		t.Fatalf("fire: %v", err)
 	}
 	return out
 }
@@ -43,71 +43,71 @@ func reopen(t *testing.T, s *Store, dir string, clk *clock) *Store {
 	return s
 }
 
-func TestHoldClaimsAheadAndReleaseReturnsOnlyHeldMessagesOnce(t *testing.T) {
+func TestAcquireClaimsAheadAndFireReturnsOnlyAcquiredMessagesOnce(t *testing.T) {
 	s, _ := openTestStore(t)
 	mustApply(t, s, &Batch{Messages: []*Message{
 		reminder("b", t0.Add(2*time.Second)), reminder("a", t0.Add(time.Second)), reminder("late", t0.Add(time.Hour)),
 	}})
-	held := mustHold(t, s, t0, t0.Add(5*time.Second), 10)
-	if got := keysOf(held); !slices.Equal(got, []string{"a", "b"}) {
-		t.Fatalf("held = %v, want [a b] (due within 5s, in due order)", got)
+	acquired := mustAcquire(t, s, t0, t0.Add(5*time.Second), 10)
+	if got := keysOf(acquired); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("acquired = %v, want [a b] (due within 5s, in due order)", got)
 	}
 	if m := mustGet(t, s, "a"); m.Status != StatusSending || m.Attempts != 1 {
-		t.Fatalf("held message stored as %s attempt %d, want sending 1 (a reconcile leaves it alone)", m.Status, m.Attempts)
+		t.Fatalf("acquired message stored as %s attempt %d, want sending 1 (a reconcile leaves it alone)", m.Status, m.Attempts)
 	}
 	if got := dueEntries(t, s); !slices.Equal(got, []string{"late@1h0m0s"}) {
 		t.Fatalf("due index = %v, want only late", got)
 	}
-	if got := keysOf(mustRelease(t, s, held[:1])); !slices.Equal(got, []string{"a"}) {
-		t.Fatalf("release a = %v", got)
+	if got := keysOf(mustFire(t, s, acquired[:1])); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("fire a = %v", got)
 	}
-	if got := mustRelease(t, s, held[:1]); len(got) != 0 {
-		t.Fatalf("second release of a = %v, want nothing", keysOf(got))
+	if got := mustFire(t, s, acquired[:1]); len(got) != 0 {
+		t.Fatalf("second fire of a = %v, want nothing", keysOf(got))
 	}
-	// A held message completed before its release (a fire-time policy) is not released.
+	// An acquired message completed before its fire (a fire-time policy) is not fired.
 	if err := s.Complete(context.Background(), []Outcome{{Key: "b", Result: ResultSkipped, Reason: "recheck"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustRelease(t, s, held[1:]); len(got) != 0 {
-		t.Fatalf("release of completed b = %v, want nothing", keysOf(got))
+	if got := mustFire(t, s, acquired[1:]); len(got) != 0 {
+		t.Fatalf("fire of completed b = %v, want nothing", keysOf(got))
 	}
-	// A claimed (not held) message is never released: Claim hands over at once.
-	if got := mustRelease(t, s, mustClaim(t, s, t0.Add(2*time.Hour), 10)); len(got) != 0 {
-		t.Fatalf("release of a claimed message = %v", keysOf(got))
+	// A claimed (not acquired) message is never fired: Claim hands over at once.
+	if got := mustFire(t, s, mustClaim(t, s, t0.Add(2*time.Hour), 10)); len(got) != 0 {
+		t.Fatalf("fire of a claimed message = %v", keysOf(got))
 	}
 }
 
-func TestUnholdPutsHeldMessagesBackAsTheyWere(t *testing.T) {
+func TestUnacquirePutsAcquiredMessagesBackAsTheyWere(t *testing.T) {
 	s, clk := openTestStore(t)
 	mustApply(t, s, &Batch{Messages: []*Message{reminder("a", t0.Add(time.Second)), reminder("b", t0.Add(2*time.Second))}})
 	before := counts(t, s)
-	held := mustHold(t, s, t0, t0.Add(5*time.Second), 10)
-	mustRelease(t, s, held[:1])
+	acquired := mustAcquire(t, s, t0, t0.Add(5*time.Second), 10)
+	mustFire(t, s, acquired[:1])
 	clk.Set(t0.Add(100 * time.Millisecond))
-	if err := s.Unhold(context.Background(), held); err != nil {
+	if err := s.Unacquire(context.Background(), acquired); err != nil {
 		t.Fatal(err)
 	}
 	if m := mustGet(t, s, "b"); m.Status != StatusScheduled || m.Attempts != 0 || len(m.History) != 0 || !m.DueAt.Equal(t0.Add(2*time.Second)) {
-		t.Fatalf("b after Unhold = %s attempts %d history %v due %v, want scheduled as before", m.Status, m.Attempts, m.History, m.DueAt)
+		t.Fatalf("b after Unacquire = %s attempts %d history %v due %v, want scheduled as before", m.Status, m.Attempts, m.History, m.DueAt)
 	}
 	if m := mustGet(t, s, "a"); m.Status != StatusSending {
-		t.Fatalf("released a after Unhold = %s, want still sending (it was handed over)", m.Status)
+		t.Fatalf("fired a after Unacquire = %s, want still sending (it was handed over)", m.Status)
 	}
 	if got := dueEntries(t, s); !slices.Equal(got, []string{"b@2s"}) {
 		t.Fatalf("due index = %v, want b back at its time", got)
 	}
 	if got := counts(t, s); got[StatusScheduled] != before[StatusScheduled]-1 || got[StatusSending] != 1 {
-		t.Fatalf("counts = %v (before hold %v)", got, before)
+		t.Fatalf("counts = %v (before acquire %v)", got, before)
 	}
 	if got := keysOf(mustClaim(t, s, t0.Add(2*time.Second), 10)); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("claim at b's time = %v", got)
 	}
 }
 
-// A crash with held messages: those covered by their claim's release horizon may have been
+// A crash with acquired messages: those covered by their claim's fire horizon may have been
 // handed over and settle like any message in sending; the others were never handed over and go
 // back to what they were, to fire at their own time.
-func TestSettleAfterCrashPutsBackHeldMessagesNeverReleased(t *testing.T) {
+func TestSettleAfterCrashPutsBackAcquiredMessagesNeverFired(t *testing.T) {
 	dir := t.TempDir()
 	s, clk := openTestStore(t, func(o *Options) { o.Dir = dir })
 	at := t0.Add(time.Second)
@@ -119,14 +119,14 @@ func TestSettleAfterCrashPutsBackHeldMessagesNeverReleased(t *testing.T) {
 	if err := s.Complete(context.Background(), []Outcome{{Key: "r", Result: ResultRetry, RetryAt: t0.Add(3 * time.Second)}}); err != nil {
 		t.Fatal(err)
 	}
-	first := mustHold(t, s, t0, t0.Add(5*time.Second), 2)   // a, b
-	second := mustHold(t, s, t0, t0.Add(5*time.Second), 10) // c, d, r
+	first := mustAcquire(t, s, t0, t0.Add(5*time.Second), 2)   // a, b
+	second := mustAcquire(t, s, t0, t0.Add(5*time.Second), 10) // c, d, r
 	if got := append(keysOf(first), keysOf(second)...); !slices.Equal(got, []string{"a", "b", "c", "d", "r"}) {
-		t.Fatalf("held = %v", got)
+		t.Fatalf("acquired = %v", got)
 	}
 	// Released: a (first claim), c (second claim). b, d and r never were.
-	mustRelease(t, s, first[:1])
-	mustRelease(t, s, second[:1])
+	mustFire(t, s, first[:1])
+	mustFire(t, s, second[:1])
 	clk.Set(t0.Add(time.Minute))
 	s = reopen(t, s, dir, clk)
 	if got := counts(t, s); got[StatusSending] != 5 {
@@ -143,7 +143,7 @@ func TestSettleAfterCrashPutsBackHeldMessagesNeverReleased(t *testing.T) {
 			t.Errorf("%s = %s, want %s", k, m.Status, st)
 		}
 		if st != StatusUncertain && (m.Attempts != map[string]int{"r": 1}[k] || len(m.History) != map[string]int{"r": 1}[k]) {
-			t.Errorf("%s put back with attempts %d history %v: the hold must leave no trace", k, m.Attempts, m.History)
+			t.Errorf("%s put back with attempts %d history %v: the acquire must leave no trace", k, m.Attempts, m.History)
 		}
 	}
 	if got := dueEntries(t, s); !slices.Equal(got, []string{"b@1s", "d@2s", "r@3s"}) {
@@ -152,23 +152,23 @@ func TestSettleAfterCrashPutsBackHeldMessagesNeverReleased(t *testing.T) {
 	if got := counts(t, s); !reflect.DeepEqual(got, map[Status]int{StatusUncertain: 2, StatusScheduled: 2, StatusRetry: 1}) {
 		t.Fatalf("counts after settle = %v", got)
 	}
-	if c, h, r := countPrefix(t, s, prefixClaim), countPrefix(t, s, prefixHeld), countPrefix(t, s, prefixReleased); c+h+r != 0 {
-		t.Fatalf("journal records left after settle: %d claims, %d held, %d horizons", c, h, r)
+	if c, h, r := countPrefix(t, s, prefixClaim), countPrefix(t, s, prefixAcquired), countPrefix(t, s, prefixFired); c+h+r != 0 {
+		t.Fatalf("journal records left after settle: %d claims, %d acquired, %d horizons", c, h, r)
 	}
 	if got := keysOf(mustClaim(t, s, t0.Add(time.Hour), 10)); !slices.Equal(got, []string{"b", "d", "r"}) {
-		t.Fatalf("claim after settle = %v, want the held ones again", got)
+		t.Fatalf("claim after settle = %v, want the acquired ones again", got)
 	}
 }
 
-// The journal records of a Hold are deleted with its journal entry once all its messages are
+// The journal records of an Acquire are deleted with its journal entry once all its messages are
 // completed.
-func TestHoldRecordsGoWithTheirJournalEntry(t *testing.T) {
+func TestAcquireRecordsGoWithTheirJournalEntry(t *testing.T) {
 	s, _ := openTestStore(t)
 	mustApply(t, s, &Batch{Messages: []*Message{reminder("a", t0.Add(time.Second)), reminder("b", t0.Add(time.Second))}})
-	held := mustHold(t, s, t0, t0.Add(time.Minute), 10)
-	mustRelease(t, s, held)
-	if n := countPrefix(t, s, prefixHeld) + countPrefix(t, s, prefixReleased); n != 2 {
-		t.Fatalf("hold records while in flight = %d, want 2", n)
+	acquired := mustAcquire(t, s, t0, t0.Add(time.Minute), 10)
+	mustFire(t, s, acquired)
+	if n := countPrefix(t, s, prefixAcquired) + countPrefix(t, s, prefixFired); n != 2 {
+		t.Fatalf("acquire records while in flight = %d, want 2", n)
 	}
 	if err := s.Complete(context.Background(), []Outcome{{Key: "a", Result: ResultSent}, {Key: "b", Result: ResultSent}}); err != nil {
 		t.Fatal(err)
@@ -176,14 +176,14 @@ func TestHoldRecordsGoWithTheirJournalEntry(t *testing.T) {
 	// The delete rides on the next write transaction.
 	mustApply(t, s, &Batch{Messages: []*Message{sms("c")}})
 	mustClaim(t, s, t0, 10)
-	if n := countPrefix(t, s, prefixClaim) + countPrefix(t, s, prefixHeld) + countPrefix(t, s, prefixReleased); n != 1 {
+	if n := countPrefix(t, s, prefixClaim) + countPrefix(t, s, prefixAcquired) + countPrefix(t, s, prefixFired); n != 1 {
 		t.Fatalf("journal records = %d, want only c's claim", n)
 	}
 }
 
-// A change of a held reminder's row before its release cancels or reschedules it as if it had
-// never been held (and the Release then leaves it out); after its release it is the sender's.
-func TestReconcileWithdrawsHeldRemindersUntilTheirRelease(t *testing.T) {
+// A change of an acquired reminder's row before it is fired cancels or reschedules it as if it had
+// never been acquired (and the Fire then leaves it out); once fired it is the sender's.
+func TestReconcileWithdrawsAcquiredRemindersUntilFired(t *testing.T) {
 	dir := t.TempDir()
 	s, clk := openTestStore(t, func(o *Options) { o.Dir = dir })
 	at := t0.Add(time.Second)
@@ -194,21 +194,21 @@ func TestReconcileWithdrawsHeldRemindersUntilTheirRelease(t *testing.T) {
 	mustApply(t, s, sched("pay/2", "k2", at))
 	mustApply(t, s, sched("pay/3", "k3", at))
 	mustApply(t, s, sched("pay/4", "k4", at.Add(-time.Millisecond)))
-	held := mustHold(t, s, t0, t0.Add(5*time.Second), 10)
-	if !slices.Equal(keysOf(held), []string{"k4", "k1", "k2", "k3"}) {
-		t.Fatalf("held %v", keysOf(held))
+	acquired := mustAcquire(t, s, t0, t0.Add(5*time.Second), 10)
+	if !slices.Equal(keysOf(acquired), []string{"k4", "k1", "k2", "k3"}) {
+		t.Fatalf("acquired %v", keysOf(acquired))
 	}
-	mustRelease(t, s, held[:1]) // k4 is handed over (releases go in due order)
-	held = held[1:]
+	mustFire(t, s, acquired[:1]) // k4 is handed over (firing goes in due order)
+	acquired = acquired[1:]
 	// k1: the row moved the fire time (same key: the key names the slot, not the time).
 	if res := mustApply(t, s, sched("pay/1", "k1", t0.Add(time.Hour))); res.Rescheduled != 1 {
-		t.Fatalf("reschedule of held k1 = %+v", res)
+		t.Fatalf("reschedule of acquired k1 = %+v", res)
 	}
-	// k2: the row no longer matches; k4: too late, it was released.
+	// k2: the row no longer matches; k4: too late, it was fired.
 	if res := mustApply(t, s, &Batch{Cancels: []string{"pay/2", "pay/4"}}); res.Cancelled != 1 || res.Existing != 1 {
-		t.Fatalf("cancel of held k2 and released k4 = %+v", res)
+		t.Fatalf("cancel of acquired k2 and fired k4 = %+v", res)
 	}
-	// k3: the same fire time again changes nothing: it stays held.
+	// k3: the same fire time again changes nothing: it stays acquired.
 	mustApply(t, s, sched("pay/3", "k3", at))
 	if m := mustGet(t, s, "k1"); m.Status != StatusScheduled || m.Attempts != 0 || !m.DueAt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("k1 = %s attempts %d due %v, want scheduled at the new time", m.Status, m.Attempts, m.DueAt)
@@ -219,34 +219,34 @@ func TestReconcileWithdrawsHeldRemindersUntilTheirRelease(t *testing.T) {
 			t.Fatalf("%s = %s, want %s", k, got, st)
 		}
 	}
-	if got := keysOf(mustRelease(t, s, held[:3])); !slices.Equal(got, []string{"k3"}) {
-		t.Fatalf("release = %v, want only k3 (k1 and k2 were withdrawn)", got)
+	if got := keysOf(mustFire(t, s, acquired[:3])); !slices.Equal(got, []string{"k3"}) {
+		t.Fatalf("fire = %v, want only k3 (k1 and k2 were withdrawn)", got)
 	}
 	if got := counts(t, s); !reflect.DeepEqual(got, map[Status]int{StatusScheduled: 1, StatusCancelled: 1, StatusSending: 2}) {
 		t.Fatalf("counts = %v", got)
 	}
-	// k1 held again by a later Hold is that Hold's: a crash settles it by that one only.
-	again := mustHold(t, s, t0, t0.Add(2*time.Hour), 10)
+	// k1 acquired again by a later Acquire is that Acquire's: a crash settles it by that one only.
+	again := mustAcquire(t, s, t0, t0.Add(2*time.Hour), 10)
 	if !slices.Equal(keysOf(again), []string{"k1"}) {
-		t.Fatalf("second hold = %v", keysOf(again))
+		t.Fatalf("second acquire = %v", keysOf(again))
 	}
-	if got := mustRelease(t, s, held[:1]); len(got) != 0 {
-		t.Fatalf("releasing k1's first hold = %v, want nothing (it was withdrawn)", keysOf(got))
+	if got := mustFire(t, s, acquired[:1]); len(got) != 0 {
+		t.Fatalf("firing k1's first acquire = %v, want nothing (it was withdrawn)", keysOf(got))
 	}
 	clk.Set(t0.Add(time.Minute))
 	s = reopen(t, s, dir, clk)
 	if _, u, err := s.Settle(context.Background(), nil); err != nil || u != 2 {
-		t.Fatalf("settle: %d uncertain, %v; want 2 (k3 and k4, released)", u, err)
+		t.Fatalf("settle: %d uncertain, %v; want 2 (k3 and k4, fired)", u, err)
 	}
 	if m := mustGet(t, s, "k1"); m.Status != StatusScheduled || m.Attempts != 0 {
-		t.Fatalf("k1 after settle = %s attempts %d, want scheduled again (its second hold was never released)", m.Status, m.Attempts)
+		t.Fatalf("k1 after settle = %s attempts %d, want scheduled again (its second acquire was never fired)", m.Status, m.Attempts)
 	}
 	if got := statusOf(t, s, "k2"); got != StatusCancelled {
 		t.Fatalf("k2 after settle = %s", got)
 	}
 }
 
-// Releases racing reconciles of the same held reminders: each one is either handed over (and
+// Fires racing reconciles of the same acquired reminders: each one is either handed over (and
 // stays `sending`) or rescheduled, never both and never neither.
 func TestReleaseRacingReconcileHandsOverOrReschedulesEachOnce(t *testing.T) {
 	s, _ := openTestStore(t, func(o *Options) { o.NoSync = true })
@@ -257,23 +257,23 @@ func TestReleaseRacingReconcileHandsOverOrReschedulesEachOnce(t *testing.T) {
 		b.Schedules = append(b.Schedules, Schedule{Slot: fmt.Sprintf("pay/%03d", i), Message: reminder(fmt.Sprintf("k%03d", i), at)})
 	}
 	mustApply(t, s, &b)
-	held := mustHold(t, s, t0, t0.Add(5*time.Second), n)
-	if len(held) != n {
-		t.Fatalf("held %d", len(held))
+	acquired := mustAcquire(t, s, t0, t0.Add(5*time.Second), n)
+	if len(acquired) != n {
+		t.Fatalf("acquired %d", len(acquired))
 	}
-	released := map[string]bool{}
+	fired := map[string]bool{}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		for i := 0; i < n; i += 3 {
-			out, err := s.Release(context.Background(), held[i:min(i+3, n)], t0)
+			out, err := s.Fire(context.Background(), acquired[i:min(i+3, n)], t0)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			for _, m := range out {
-				released[m.Key] = true
+				fired[m.Key] = true
 			}
 		}
 	}()
@@ -291,13 +291,13 @@ func TestReleaseRacingReconcileHandsOverOrReschedulesEachOnce(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	if len(released)+rescheduled != n || len(released) == 0 || rescheduled == 0 {
-		t.Fatalf("released %d + rescheduled %d, want %d, both > 0", len(released), rescheduled, n)
+	if len(fired)+rescheduled != n || len(fired) == 0 || rescheduled == 0 {
+		t.Fatalf("fired %d + rescheduled %d, want %d, both > 0", len(fired), rescheduled, n)
 	}
-	for _, m := range held {
+	for _, m := range acquired {
 		got := mustGet(t, s, m.Key)
-		if released[m.Key] != (got.Status == StatusSending) || (got.Status == StatusScheduled) != !got.DueAt.Equal(at) {
-			t.Fatalf("%s: released %v, stored %s due %v", m.Key, released[m.Key], got.Status, got.DueAt)
+		if fired[m.Key] != (got.Status == StatusSending) || (got.Status == StatusScheduled) != !got.DueAt.Equal(at) {
+			t.Fatalf("%s: fired %v, stored %s due %v", m.Key, fired[m.Key], got.Status, got.DueAt)
 		}
 	}
 }

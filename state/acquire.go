@@ -11,62 +11,61 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Holding: claiming ahead of the due time, handing over at it.
+// Acquiring: claiming ahead of the due time, handing over (firing) at it.
 //
 // Claim marks each message `sending` in a synced transaction before it is handed over
 // (invariant 3): two entries written per message, which on this machine caps a burst at about
-// 110k messages/s (BENCHMARKS.md). Reminders are known long before they are due, so the sender
-// can do that work ahead: Hold claims the messages due within the next few seconds exactly as
-// Claim does, but marks the claim as held: they are `sending` in the store (nothing else
-// touches them: a reconcile leaves a message in `sending` alone), yet not handed over. At the
-// due time Release writes ONE small entry per claim, the release horizon, and only then are
-// the messages handed over. Releasing 200k held messages is then a few dozen small synced
-// commits instead of 400k entries.
+// 110k messages/s (BENCHMARKS.md). Reminders are known long before they are due, so the
+// sender can do that work ahead: Acquire claims the messages due within the next few seconds
+// exactly as Claim does, but marks the claim as acquired: they are `sending` in the store, yet
+// not handed over. At the due time Fire writes ONE small entry per claim, its fire horizon,
+// and only then are the messages handed over. Firing 200k acquired messages is then a few
+// dozen small synced commits instead of 400k entries.
 //
-// What a crash leaves is told apart by the journal, per message: a held message whose (due
-// time, key) is above its claim's release horizon was never handed over, and Settle puts it
+// What a crash leaves is told apart by the journal, per message: an acquired message whose
+// (due time, key) is above its claim's fire horizon was never handed over, and Settle puts it
 // back to the status it had (its attempt given back, its due entry rewritten), to be claimed
 // again at its time; one at or below the horizon may have been handed over and is settled like
-// any message found in `sending`. So holding adds no exposure to a crash: a message is at risk
-// exactly between its release and its outcome, as with Claim.
+// any message found in `sending`. So acquiring adds no exposure to a crash: a message is at
+// risk exactly between its firing and its outcome, as with Claim.
 //
-// Until it is released a held message can still be cancelled or rescheduled by the rules
-// (a change of its row, a delete): the reconcile withdraws it from its Hold (effects.unhold)
-// and writes it as if it had never been held. The withdrawal is recorded under the Hold, and
-// Release reads that record and the horizon is read by the withdrawal, so of a Release and a
-// withdrawal of the same message racing, one conflicts and sees the other: a message is
-// either handed over or changed by the reconcile, never both.
+// Until it is fired, an acquired reminder can still be cancelled or rescheduled by the rules
+// (a change of its row, a delete): the reconcile withdraws it from its Acquire
+// (effects.withdraw) and writes it as if it had never been acquired. The withdrawal reads the
+// fire horizon and Fire reads the withdrawals, each in its own transaction, so of a Fire and a
+// withdrawal of the same message racing, one conflicts and sees the other: a message is either
+// handed over or changed by the reconcile, never both.
 //
-//	ch/<seq:8>   a Hold's journal entry seq: the status each of its keys had (one byte each)
-//	cr/<seq:8>   its release horizon: due ms:8 + key of the last message released
+//	ca/<seq:8>   an Acquire's journal entry seq: the status each of its keys had (one byte each)
+//	cf/<seq:8>   its fire horizon: due ms:8 + key of the last message fired
 //	cw/<seq:8>   the keys withdrawn from it (encodeClaimKeys)
 //
 // All are deleted with the journal entry (deleteJournal).
 const (
-	prefixHeld      = "ch/"
-	prefixReleased  = "cr/"
+	prefixAcquired  = "ca/"
+	prefixFired     = "cf/"
 	prefixWithdrawn = "cw/"
 )
 
-func heldKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(prefixHeld), seq)
+func acquiredKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(prefixAcquired), seq)
 }
 
-func releasedKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(prefixReleased), seq)
+func firedKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(prefixFired), seq)
 }
 
 func withdrawnKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(prefixWithdrawn), seq)
 }
 
-// heldRef names a message of a Hold.
-type heldRef struct {
+// acquiredRef names a message of an Acquire.
+type acquiredRef struct {
 	key string
 	seq uint64
 }
 
-func encodeHeld(prev []Status) []byte {
+func encodeAcquired(prev []Status) []byte {
 	b := make([]byte, len(prev))
 	for i, st := range prev {
 		b[i] = byte(st)
@@ -92,29 +91,29 @@ func encodeHorizon(p dueKeyPos) []byte {
 
 func decodeHorizon(v []byte) (dueKeyPos, error) {
 	if len(v) < 8 {
-		return dueKeyPos{}, fmt.Errorf("release horizon (%d bytes): %w", len(v), ErrCorrupt)
+		return dueKeyPos{}, fmt.Errorf("fire horizon (%d bytes): %w", len(v), ErrCorrupt)
 	}
 	return dueKeyPos{ms: int64(binary.BigEndian.Uint64(v)), key: string(v[8:])}, nil
 }
 
-// Hold claims, like Claim, up to limit messages due by until (which may be in the future),
-// marking them `sending` at now, but holds them: they must not be handed over before Release
-// has returned them. Messages come back in due order. A held message that is never released
-// goes back to its previous status with Unhold, or with Settle after a crash.
-func (s *Store) Hold(ctx context.Context, now, until time.Time, limit int) ([]*Message, error) {
+// Acquire claims, like Claim, up to limit messages due by until (which may be in the future),
+// marking them `sending` at now, but holds them: they must not be handed over before Fire
+// has returned them. Messages come back in due order. A acquired message that is never fired
+// goes back to its previous status with Unacquire, or with Settle after a crash.
+func (s *Store) Acquire(ctx context.Context, now, until time.Time, limit int) ([]*Message, error) {
 	if until.Before(now) {
 		until = now
 	}
 	return s.claimDue(ctx, now, until, limit, true)
 }
 
-// Release durably marks held messages as handed over (one synced transaction writing one
-// entry per Hold they came from) and returns those that may now be handed over: the ones
-// still held, not released before and not withdrawn by a reconcile, in the order given.
-// Release them in due order: each claim's horizon covers everything of that claim up to the
-// last message released, and a crash settles what it covers as possibly sent. now is unused
+// Fire durably marks acquired messages as handed over (one synced transaction writing one
+// entry per Acquire they came from) and returns those that may now be handed over: the ones
+// still acquired, not fired before and not withdrawn by a reconcile, in the order given.
+// Fire them in due order: each claim's horizon covers everything of that claim up to the
+// last message fired, and a crash settles what it covers as possibly sent. now is unused
 // by the store (a wrapper such as ingest.FireGate applies its fire-time policies at it).
-func (s *Store) Release(ctx context.Context, msgs []*Message, now time.Time) ([]*Message, error) {
+func (s *Store) Fire(ctx context.Context, msgs []*Message, now time.Time) ([]*Message, error) {
 	_ = now
 	if err := s.acquire(); err != nil {
 		return nil, err
@@ -124,36 +123,36 @@ func (s *Store) Release(ctx context.Context, msgs []*Message, now time.Time) ([]
 	var horizons map[uint64]dueKeyPos
 	err := s.update(ctx, func(txn *badger.Txn, fx *effects) error {
 		var seqs map[uint64]bool
-		out, seqs = s.jr.releasable(msgs)
+		out, seqs = s.jr.fireable(msgs)
 		if len(out) == 0 {
 			return nil
 		}
-		withdrawn := map[heldRef]bool{}
+		withdrawn := map[acquiredRef]bool{}
 		for seq := range seqs {
 			keys, err := readWithdrawn(txn, seq)
 			if err != nil {
 				return err
 			}
 			for _, k := range keys {
-				withdrawn[heldRef{key: k, seq: seq}] = true
+				withdrawn[acquiredRef{key: k, seq: seq}] = true
 			}
 		}
 		out, horizons = s.jr.horizons(out, withdrawn)
 		for seq, h := range horizons {
-			if err := txn.Set(releasedKey(seq), encodeHorizon(h)); err != nil {
+			if err := txn.Set(firedKey(seq), encodeHorizon(h)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("release %d held messages: %w", len(msgs), err)
+		return nil, fmt.Errorf("fire %d acquired messages: %w", len(msgs), err)
 	}
-	s.jr.released(out, horizons)
+	s.jr.fired(out, horizons)
 	return out, nil
 }
 
-// readWithdrawn returns the keys withdrawn from Hold seq (and puts the record in txn's read
+// readWithdrawn returns the keys withdrawn from Acquire seq (and puts the record in txn's read
 // set: a withdrawal committed meanwhile makes txn conflict).
 func readWithdrawn(txn *badger.Txn, seq uint64) ([]string, error) {
 	item, err := txn.Get(withdrawnKey(seq))
@@ -174,23 +173,23 @@ func readWithdrawn(txn *badger.Txn, seq uint64) ([]string, error) {
 	return keys, nil
 }
 
-// unhold withdraws m, read in `sending` by a reconcile about to cancel or reschedule it, from
-// its Hold if it was held and not released, and want(the status it had) holds: m then has
+// withdraw withdraws m, read in `sending` by a reconcile about to cancel or reschedule it, from
+// its Acquire if it was acquired and not fired, and want(the status it had) holds: m then has
 // that status again (its attempt given back) for the reconcile to go on with, and must be
 // written by it. Otherwise m is left as it is (a message in `sending` is the sender's).
-func (fx *effects) unhold(txn *badger.Txn, m *Message, want func(Status) bool) (bool, error) {
+func (fx *effects) withdraw(txn *badger.Txn, m *Message, want func(Status) bool) (bool, error) {
 	if m.Status != StatusSending || fx.jr == nil {
 		return false, nil
 	}
 	ref, ok := fx.jr.claimed(m.Key)
-	if !ok || !ref.held || ref.released || !want(ref.prev) {
+	if !ok || !ref.acquired || ref.fired || !want(ref.prev) {
 		return false, nil
 	}
-	held, err := readHeld(txn, ref.seq) // the horizon, in the read set: a racing Release conflicts
+	acquired, err := readAcquired(txn, ref.seq) // the horizon, in the read set: a racing Fire conflicts
 	if err != nil {
 		return false, err
 	}
-	if held.released && !posOf(m).after(held.horizon) {
+	if acquired.fired && !posOf(m).after(acquired.horizon) {
 		return false, nil
 	}
 	keys, err := readWithdrawn(txn, ref.seq)
@@ -205,13 +204,13 @@ func (fx *effects) unhold(txn *badger.Txn, m *Message, want func(Status) bool) (
 		m.Status = StatusReady
 	}
 	m.Attempts = max(0, m.Attempts-1)
-	fx.withdrawn = append(fx.withdrawn, heldRef{key: m.Key, seq: ref.seq})
+	fx.withdrawn = append(fx.withdrawn, acquiredRef{key: m.Key, seq: ref.seq})
 	return true, nil
 }
 
-// Unhold puts held messages that were not released back to the status they had, due at the
+// Unacquire puts acquired messages that were not fired back to the status they had, due at the
 // same time, their attempt given back (the sender's stop). Others are ignored.
-func (s *Store) Unhold(ctx context.Context, msgs []*Message) error {
+func (s *Store) Unacquire(ctx context.Context, msgs []*Message) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -226,7 +225,7 @@ func (s *Store) Unhold(ctx context.Context, msgs []*Message) error {
 			gen := touchGenOnce(txn)
 			for _, m := range chunk {
 				ref, ok := s.jr.claimed(m.Key)
-				if !ok || !ref.held || ref.released {
+				if !ok || !ref.acquired || ref.fired {
 					continue
 				}
 				cur, meta, err := s.claimedState(txn, m.Key, false, gen)
@@ -239,7 +238,7 @@ func (s *Store) Unhold(ctx context.Context, msgs []*Message) error {
 				if cur.Status != StatusSending {
 					continue
 				}
-				if err := unhold(txn, fx, cur, meta, ref.prev, now); err != nil {
+				if err := unacquire(txn, fx, cur, meta, ref.prev, now); err != nil {
 					return err
 				}
 				done = append(done, m.Key)
@@ -249,7 +248,7 @@ func (s *Store) Unhold(ctx context.Context, msgs []*Message) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("put back %d held messages: %w", len(chunk), err)
+			return fmt.Errorf("put back %d acquired messages: %w", len(chunk), err)
 		}
 		s.jr.forget(dropped)
 		s.jr.completed(done)
@@ -257,9 +256,9 @@ func (s *Store) Unhold(ctx context.Context, msgs []*Message) error {
 	return nil
 }
 
-// unhold writes m (in `sending` from a Hold) back to prev, due as before, its attempt given
+// unacquire writes m (in `sending` from an Acquire) back to prev, due as before, its attempt given
 // back. No History entry: as far as its story goes, it was never claimed.
-func unhold(txn *badger.Txn, fx *effects, m *Message, meta *recordMeta, prev Status, now time.Time) error {
+func unacquire(txn *badger.Txn, fx *effects, m *Message, meta *recordMeta, prev Status, now time.Time) error {
 	if !hasDue(prev) {
 		prev = StatusReady
 	}
@@ -267,35 +266,35 @@ func unhold(txn *badger.Txn, fx *effects, m *Message, meta *recordMeta, prev Sta
 	m.Attempts = max(0, m.Attempts-1)
 	m.UpdatedAt = now
 	if err := fx.put(txn, m, meta, false); err != nil {
-		return fmt.Errorf("put back held message %q: %w", m.Key, err)
+		return fmt.Errorf("put back acquired message %q: %w", m.Key, err)
 	}
 	return nil
 }
 
 // owns reports whether the journal entry still holds key (a reconcile may have withdrawn it
-// and the message be in another Hold now).
-func (h heldRecords) owns(key string) bool { return !h.withdrawn[key] }
+// and the message be in another Acquire now).
+func (h acquiredRecords) owns(key string) bool { return !h.withdrawn[key] }
 
-// heldRecords is what a crash left of a Hold's journal entry: the status of each of its keys
-// before (nil: the entry is a Claim's) and the release horizon (ok false: none released).
-type heldRecords struct {
+// acquiredRecords is what a crash left of an Acquire's journal entry: the status of each of its keys
+// before (nil: the entry is a Claim's) and the fire horizon (ok false: none fired).
+type acquiredRecords struct {
 	prev      []byte
 	horizon   dueKeyPos
-	released  bool
+	fired     bool
 	withdrawn map[string]bool // keys a reconcile took back: no longer this entry's
 }
 
-func readHeld(txn *badger.Txn, seq uint64) (heldRecords, error) {
-	var h heldRecords
-	item, err := txn.Get(heldKey(seq))
+func readAcquired(txn *badger.Txn, seq uint64) (acquiredRecords, error) {
+	var h acquiredRecords
+	item, err := txn.Get(acquiredKey(seq))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return h, nil
 	}
 	if err != nil {
-		return h, fmt.Errorf("read held claim %d: %w", seq, err)
+		return h, fmt.Errorf("read acquired claim %d: %w", seq, err)
 	}
 	if h.prev, err = item.ValueCopy(nil); err != nil {
-		return h, fmt.Errorf("read held claim %d: %w", seq, err)
+		return h, fmt.Errorf("read acquired claim %d: %w", seq, err)
 	}
 	keys, err := readWithdrawn(txn, seq)
 	if err != nil {
@@ -307,7 +306,7 @@ func readHeld(txn *badger.Txn, seq uint64) (heldRecords, error) {
 		}
 		h.withdrawn[k] = true
 	}
-	item, err = txn.Get(releasedKey(seq))
+	item, err = txn.Get(firedKey(seq))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return h, nil
 	}
@@ -319,37 +318,37 @@ func readHeld(txn *badger.Txn, seq uint64) (heldRecords, error) {
 		})
 	}
 	if err != nil {
-		return h, fmt.Errorf("read release horizon of claim %d: %w", seq, err)
+		return h, fmt.Errorf("read fire horizon of claim %d: %w", seq, err)
 	}
-	h.released = true
+	h.fired = true
 	return h, nil
 }
 
-// neverReleased reports whether the i-th message m of the journal entry was held and not
-// released (Settle puts it back), and the status it goes back to.
-func (h heldRecords) neverReleased(i int, m *Message) (Status, bool) {
+// neverFired reports whether the i-th message m of the journal entry was acquired and not
+// fired (Settle puts it back), and the status it goes back to.
+func (h acquiredRecords) neverFired(i int, m *Message) (Status, bool) {
 	if h.prev == nil || i >= len(h.prev) {
 		return 0, false
 	}
 	if h.withdrawn[m.Key] {
 		return 0, false // the caller skips it: see owns
 	}
-	if h.released && !posOf(m).after(h.horizon) {
+	if h.fired && !posOf(m).after(h.horizon) {
 		return 0, false
 	}
 	return Status(h.prev[i]), true
 }
 
-// releasable returns the messages among msgs that are held and not yet released, and the
-// Holds they belong to.
-func (j *journal) releasable(msgs []*Message) ([]*Message, map[uint64]bool) {
+// fireable returns the messages among msgs that are acquired and not yet fired, and the
+// Acquires they belong to.
+func (j *journal) fireable(msgs []*Message) ([]*Message, map[uint64]bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	out := make([]*Message, 0, len(msgs))
 	seqs := map[uint64]bool{}
 	for _, m := range msgs {
 		ref, ok := j.byKey[m.Key]
-		if !ok || !ref.held || ref.released || ref.state == nil || !sameClaim(ref, m) {
+		if !ok || !ref.acquired || ref.fired || ref.state == nil || !sameClaim(ref, m) {
 			continue
 		}
 		out = append(out, m)
@@ -358,23 +357,23 @@ func (j *journal) releasable(msgs []*Message) ([]*Message, map[uint64]bool) {
 	return out, seqs
 }
 
-// sameClaim reports whether m is the message of ref's Hold (not an earlier Hold of the same
+// sameClaim reports whether m is the message of ref's Acquire (not an earlier Acquire of the same
 // key that a reconcile withdrew and rescheduled).
 func sameClaim(ref claimRef, m *Message) bool {
 	meta, err := peekMeta(ref.state)
 	return err == nil && meta.due == unixMs(m.DueAt)
 }
 
-// horizons drops the withdrawn messages from msgs (releasable's) and returns the rest with
-// the new release horizon of each Hold they belong to (never lower than before).
-func (j *journal) horizons(msgs []*Message, withdrawn map[heldRef]bool) ([]*Message, map[uint64]dueKeyPos) {
+// horizons drops the withdrawn messages from msgs (fireable's) and returns the rest with
+// the new fire horizon of each Acquire they belong to (never lower than before).
+func (j *journal) horizons(msgs []*Message, withdrawn map[acquiredRef]bool) ([]*Message, map[uint64]dueKeyPos) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	out := msgs[:0:0]
 	horizons := map[uint64]dueKeyPos{}
 	for _, m := range msgs {
 		seq := j.byKey[m.Key].seq
-		if withdrawn[heldRef{key: m.Key, seq: seq}] {
+		if withdrawn[acquiredRef{key: m.Key, seq: seq}] {
 			continue
 		}
 		out = append(out, m)
@@ -390,8 +389,8 @@ func (j *journal) horizons(msgs []*Message, withdrawn map[heldRef]bool) ([]*Mess
 	return out, horizons
 }
 
-// withdraw records held messages a committed reconcile took back from their Holds.
-func (j *journal) withdraw(refs []heldRef) {
+// withdraw records acquired messages a committed reconcile took back from their Acquires.
+func (j *journal) withdraw(refs []acquiredRef) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, r := range refs {
@@ -409,13 +408,13 @@ func (j *journal) withdraw(refs []heldRef) {
 	}
 }
 
-// released records a committed Release.
-func (j *journal) released(msgs []*Message, horizons map[uint64]dueKeyPos) {
+// fired records a committed Fire.
+func (j *journal) fired(msgs []*Message, horizons map[uint64]dueKeyPos) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, m := range msgs {
 		if ref, ok := j.byKey[m.Key]; ok {
-			ref.released = true
+			ref.fired = true
 			j.byKey[m.Key] = ref
 		}
 	}
