@@ -41,11 +41,11 @@ type Options struct {
 	// claimed (or being claimed) and not yet completed at any time.
 	ClaimBatch int
 	// ClaimAhead, when the Store is also an Acquirer, claims messages this long before they
-	// are due and holds them in memory until their due time (see aheadLoop and state/acquire.go): a
-	// burst due at one instant is then handed over at the channel's rate, not at the rate of
-	// the durable claims. A message acquired is `sending` in the store, so a change of its row in
-	// that last stretch no longer reschedules or cancels it (a recheck still runs at the due
-	// time). 0 (the default) claims at the due time.
+	// are due and holds them in memory until their due time (see aheadLoop and
+	// state/acquire.go): a burst due at one instant is then handed over at the channel's rate,
+	// not at the rate of the durable claims. Until its due time a message claimed ahead can
+	// still be rescheduled or cancelled by its rule (the store withdraws it). 0 (the default)
+	// claims at the due time.
 	ClaimAhead time.Duration
 	// MaxAhead caps the messages acquired ahead (default DefaultMaxAhead; each holds its rendered
 	// text and data in memory, about 1 KB).
