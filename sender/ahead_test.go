@@ -115,3 +115,46 @@ func TestStopPutsAcquiredMessagesBackUnsent(t *testing.T) {
 		t.Fatalf("claim at the due time: %d, %v", len(ms), err)
 	}
 }
+
+// Fired and not completed, a channel that is not idempotent gets Claim's bound (what a crash
+// would leave uncertain); an idempotent one may run further ahead of its outcomes.
+func TestAdmissionBoundsWhatACrashWouldLeaveUncertain(t *testing.T) {
+	st := openStore(t, time.Now)
+	mk := func(name string, idempotent bool) *Runtime {
+		rt, err := NewRuntime(name, ChannelConfig{Idempotent: idempotent}, ChannelFunc(func(context.Context, *state.Message) (bool, error) { return false, nil }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	s, err := New(Options{Store: st, Channels: map[string]*Runtime{"sms": mk("sms", false), "hook": mk("hook", true)},
+		ClaimAhead: time.Second, Concurrency: 4, ClaimBatch: 8, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capacity := int64(4 + 2*8)
+	s.claimed.Store(capacity) // Claim's bound reached, all of it on the sms channel
+	s.exposed.Store(capacity)
+	admit := s.admission(capacity)
+	if admit(&state.Message{Channel: "sms"}) {
+		t.Fatal("a message of the non-idempotent channel was admitted beyond Claim's bound")
+	}
+	for i := range 16 { // 2·ClaimBatch may wait to start
+		if !admit(&state.Message{Channel: "hook"}) {
+			t.Fatalf("idempotent message %d not admitted", i)
+		}
+	}
+	if admit(&state.Message{Channel: "hook"}) {
+		t.Fatal("more than 2·ClaimBatch admitted to wait for a start")
+	}
+	s.claimed.Store(capacity + int64(idempotentBacklog*8))
+	s.exposed.Store(0)
+	if s.admission(capacity)(&state.Message{Channel: "hook"}) {
+		t.Fatal("admitted beyond the idempotent backlog")
+	}
+	s.claimed.Store(capacity)
+	s.exposed.Store(capacity)
+	if s.admission(capacity)(&state.Message{Channel: "unknown"}) {
+		t.Fatal("an unknown channel must count as not idempotent")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"notifier/render"
@@ -20,15 +21,27 @@ import (
 type committer struct {
 	s    *Sender
 	stop context.CancelCauseFunc // stops the loop when the store fails for good
-	err  error
+
+	mu  sync.Mutex
+	err error
 }
 
-const completeTries = 5
+const (
+	completeTries  = 5
+	writesInFlight = 2
+)
+
+func (c *committer) failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
 
 func (c *committer) run(ctx context.Context) {
 	s := c.s
-	batch := make([]outcome, 0, s.opts.CompleteBatch)
-	outs := make([]state.Outcome, 0, s.opts.CompleteBatch)
+	var writing sync.WaitGroup
+	defer writing.Wait()
+	slots := make(chan struct{}, writesInFlight)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -36,7 +49,8 @@ func (c *committer) run(ctx context.Context) {
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], o)
+		batch := make([]outcome, 1, s.opts.CompleteBatch)
+		batch[0] = o
 		timer.Reset(s.opts.CompleteDelay)
 		open := true
 	gather:
@@ -53,11 +67,16 @@ func (c *committer) run(ctx context.Context) {
 			}
 		}
 		timer.Stop()
-		outs = outs[:0]
+		outs := make([]state.Outcome, len(batch))
 		for i := range batch {
-			outs = append(outs, batch[i].Outcome)
+			outs[i] = batch[i].Outcome
 		}
-		c.write(ctx, batch, outs)
+		slots <- struct{}{}
+		writing.Add(1)
+		go func() {
+			defer func() { <-slots; writing.Done() }()
+			c.write(ctx, batch, outs)
+		}()
 		if !open {
 			return
 		}
@@ -70,9 +89,16 @@ func (c *committer) write(ctx context.Context, batch []outcome, outs []state.Out
 	s := c.s
 	defer func() {
 		s.claimed.Add(-int64(len(batch)))
+		var exposed int64
+		for i := range batch {
+			if !s.idempotent(batch[i].msg) {
+				exposed++
+			}
+		}
+		s.exposed.Add(-exposed)
 		s.signal()
 	}()
-	if c.err != nil {
+	if c.failed() != nil {
 		return
 	}
 	var err error
@@ -93,8 +119,13 @@ func (c *committer) write(ctx context.Context, batch []outcome, outs []state.Out
 		err = nil
 	}
 	if err != nil {
-		c.err = fmt.Errorf("sender: complete %d outcomes: %w", len(outs), err)
-		c.stop(c.err)
+		err = fmt.Errorf("sender: complete %d outcomes: %w", len(outs), err)
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+		c.stop(err)
 		return
 	}
 	again := false

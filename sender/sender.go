@@ -148,6 +148,7 @@ type Sender struct {
 	rearm     chan struct{}           // retries or deferrals were written: recompute the timer
 	room      chan struct{}           // a claimed message started or was completed
 	claimed   atomic.Int64            // claimed (fired, when claiming ahead) and not yet completed
+	exposed   atomic.Int64            // of those, on channels that are not idempotent (a crash makes them uncertain)
 	ahead     atomic.Int64            // acquired ahead of their due time (aheadLoop)
 	aheadRoom chan struct{}           // acquired messages were fired
 	waiting   atomic.Int64            // claimed and not yet handed to the channel (or finished)
@@ -208,7 +209,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	sendCtx, cancelSends := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelSends(nil)
 
-	s.done = make(chan outcome, s.opts.Concurrency+s.opts.ClaimBatch)
+	s.done = make(chan outcome, s.opts.Concurrency+s.opts.ClaimBatch+s.settleBacklog())
 	c := &committer{s: s, stop: stopLoop}
 	committed := make(chan struct{})
 	go func() { defer close(committed); c.run(context.WithoutCancel(ctx)) }()
@@ -226,8 +227,8 @@ func (s *Sender) Run(ctx context.Context) error {
 	drain.Stop()
 	close(s.done)
 	<-committed
-	if c.err != nil {
-		return c.err
+	if err := c.failed(); err != nil {
+		return err
 	}
 	return err
 }
@@ -323,7 +324,7 @@ func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 		}
 		lastStarted = started
 		for _, m := range r.msgs {
-			s.claimed.Add(1)
+			s.claimedOne(m)
 			s.waiting.Add(1)
 			if !m.DueAt.IsZero() {
 				s.metrics.lateness.Update(r.now.Sub(m.DueAt).Seconds())

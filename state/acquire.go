@@ -139,6 +139,13 @@ func (s *Store) Fire(ctx context.Context, msgs []*Message, now time.Time) ([]*Me
 		}
 		out, horizons = s.jr.horizons(out, withdrawn)
 		for seq, h := range horizons {
+			// Never lower it: a concurrent Fire of the same Acquire may have gone further
+			// (reading it also makes the later of two concurrent Fires conflict and retry).
+			if stored, ok, err := readHorizon(txn, seq); err != nil {
+				return err
+			} else if ok && stored.after(h) {
+				continue
+			}
 			if err := txn.Set(firedKey(seq), encodeHorizon(h)); err != nil {
 				return err
 			}
@@ -148,8 +155,27 @@ func (s *Store) Fire(ctx context.Context, msgs []*Message, now time.Time) ([]*Me
 	if err != nil {
 		return nil, fmt.Errorf("fire %d acquired messages: %w", len(msgs), err)
 	}
-	s.jr.fired(out, horizons)
+	s.jr.fired(out)
 	return out, nil
+}
+
+// readHorizon reads the fire horizon of Acquire seq; ok is false when none was written.
+func readHorizon(txn *badger.Txn, seq uint64) (h dueKeyPos, ok bool, err error) {
+	item, err := txn.Get(firedKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return h, false, nil
+	}
+	if err == nil {
+		err = item.Value(func(v []byte) error {
+			var derr error
+			h, derr = decodeHorizon(v)
+			return derr
+		})
+	}
+	if err != nil {
+		return h, false, fmt.Errorf("read fire horizon of claim %d: %w", seq, err)
+	}
+	return h, true, nil
 }
 
 // readWithdrawn returns the keys withdrawn from Acquire seq (and puts the record in txn's read
@@ -306,22 +332,8 @@ func readAcquired(txn *badger.Txn, seq uint64) (acquiredRecords, error) {
 		}
 		h.withdrawn[k] = true
 	}
-	item, err = txn.Get(firedKey(seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return h, nil
-	}
-	if err == nil {
-		err = item.Value(func(v []byte) error {
-			var derr error
-			h.horizon, derr = decodeHorizon(v)
-			return derr
-		})
-	}
-	if err != nil {
-		return h, fmt.Errorf("read fire horizon of claim %d: %w", seq, err)
-	}
-	h.fired = true
-	return h, nil
+	h.horizon, h.fired, err = readHorizon(txn, seq)
+	return h, err
 }
 
 // neverFired reports whether the i-th message m of the journal entry was acquired and not
@@ -365,7 +377,7 @@ func sameClaim(ref claimRef, m *Message) bool {
 }
 
 // horizons drops the withdrawn messages from msgs (fireable's) and returns the rest with
-// the new fire horizon of each Acquire they belong to (never lower than before).
+// the fire horizon each Acquire they belong to gets from them: the last of its messages.
 func (j *journal) horizons(msgs []*Message, withdrawn map[acquiredRef]bool) ([]*Message, map[uint64]dueKeyPos) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -378,9 +390,6 @@ func (j *journal) horizons(msgs []*Message, withdrawn map[acquiredRef]bool) ([]*
 		}
 		out = append(out, m)
 		h, ok := horizons[seq]
-		if !ok {
-			h, ok = j.horizon[seq]
-		}
 		if p := posOf(m); !ok || p.after(h) {
 			h = p
 		}
@@ -409,18 +418,13 @@ func (j *journal) withdraw(refs []acquiredRef) {
 }
 
 // fired records a committed Fire.
-func (j *journal) fired(msgs []*Message, horizons map[uint64]dueKeyPos) {
+func (j *journal) fired(msgs []*Message) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, m := range msgs {
 		if ref, ok := j.byKey[m.Key]; ok {
 			ref.fired = true
 			j.byKey[m.Key] = ref
-		}
-	}
-	for seq, h := range horizons {
-		if _, live := j.remaining[seq]; live {
-			j.horizon[seq] = h
 		}
 	}
 }

@@ -301,3 +301,38 @@ func TestReleaseRacingReconcileHandsOverOrReschedulesEachOnce(t *testing.T) {
 		}
 	}
 }
+
+// Fires of one Acquire running at once never lower its fire horizon: a crash afterwards
+// settles every fired message as possibly sent and puts none back.
+func TestConcurrentFiresNeverLowerTheHorizon(t *testing.T) {
+	dir := t.TempDir()
+	s, clk := openTestStore(t, func(o *Options) { o.Dir = dir })
+	const n = 240
+	var b Batch
+	for i := range n {
+		b.Messages = append(b.Messages, reminder(fmt.Sprintf("k%03d", i), t0.Add(time.Second)))
+	}
+	mustApply(t, s, &b)
+	acquired := mustAcquire(t, s, t0, t0.Add(5*time.Second), n)
+	if len(acquired) != n {
+		t.Fatalf("acquired %d", len(acquired))
+	}
+	var wg sync.WaitGroup
+	for g := range 3 { // chunks 0, 3, 6, … / 1, 4, 7, … / 2, 5, 8, …: each goroutine in order
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := g; c*10 < n; c += 3 {
+				if _, err := s.Fire(context.Background(), acquired[c*10:c*10+10], t0); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	clk.Set(t0.Add(time.Minute))
+	s = reopen(t, s, dir, clk)
+	if _, u, err := s.Settle(context.Background(), nil); err != nil || u != n {
+		t.Fatalf("settle: %d uncertain (%v), want all %d: a lowered horizon put fired messages back", u, err, n)
+	}
+}

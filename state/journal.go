@@ -52,10 +52,9 @@ func decodeClaimKeys(v []byte) ([]string, error) {
 type journal struct {
 	mu        sync.Mutex
 	seq       uint64
-	remaining map[uint64]int       // journal seq → its messages still sending
-	byKey     map[string]claimRef  // message key → its claim
-	done      map[uint64]bool      // journals to delete with the next write transaction
-	horizon   map[uint64]dueKeyPos // an Acquire's journal seq → how far it was fired (acquire.go)
+	remaining map[uint64]int      // journal seq → its messages still sending
+	byKey     map[string]claimRef // message key → its claim
+	done      map[uint64]bool     // journals to delete with the next write transaction
 }
 
 // claimRef is what the journal knows of one message in `sending`: its journal entry and, when
@@ -72,8 +71,7 @@ type claimRef struct {
 }
 
 func newJournal() *journal {
-	return &journal{remaining: map[uint64]int{}, byKey: map[string]claimRef{}, done: map[uint64]bool{},
-		horizon: map[uint64]dueKeyPos{}}
+	return &journal{remaining: map[uint64]int{}, byKey: map[string]claimRef{}, done: map[uint64]bool{}}
 }
 
 func (j *journal) next() uint64 {
@@ -166,7 +164,6 @@ func (j *journal) forget(seqs []uint64) {
 	defer j.mu.Unlock()
 	for _, seq := range seqs {
 		delete(j.done, seq)
-		delete(j.horizon, seq)
 	}
 }
 
@@ -181,7 +178,6 @@ func (j *journal) forgetJournal(seq uint64, keys []string) {
 	}
 	delete(j.remaining, seq)
 	delete(j.done, seq)
-	delete(j.horizon, seq)
 }
 
 // journalEntry is one stored claim journal entry.
