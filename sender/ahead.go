@@ -250,39 +250,8 @@ func (s *Sender) acquireAhead(ctx context.Context, h Acquirer, batches chan<- []
 			empty = 0
 			continue
 		}
-		s.waitAhead(ctx, now, empty)
+		s.wait(ctx, now, empty, s.opts.ClaimAhead)
 		empty++
-	}
-}
-
-// waitAhead is wait for acquireAhead: it sleeps until ClaimAhead before the next due time.
-func (s *Sender) waitAhead(ctx context.Context, now time.Time, empty int) {
-	for {
-		d := s.opts.PollInterval
-		if next, ok, err := s.opts.Store.NextDue(); err != nil {
-			s.log.Error("read next due time", "err", err)
-		} else if ok {
-			switch until := next.Add(-s.opts.ClaimAhead).Sub(now); {
-			case until > 0:
-				d = min(d, until)
-			case empty == 0:
-				return // due within the window: inserted while we acquired, or a retry just written
-			default:
-				d = min(d, time.Millisecond<<min(empty-1, 5))
-			}
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-		case <-s.kick:
-		case <-t.C:
-		case <-s.rearm:
-			t.Stop()
-			now, empty = s.now(), 0
-			continue
-		}
-		t.Stop()
-		return
 	}
 }
 

@@ -284,7 +284,7 @@ func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 				return nil
 			}
 			if !full {
-				s.wait(ctx, lastNow, empty)
+				s.wait(ctx, lastNow, empty, 0)
 				full = true
 				continue
 			}
@@ -368,18 +368,19 @@ func (s *Sender) startedOne() {
 // until), it looks at the next due time again. Something due now is claimed at once, unless
 // the last claims came back empty (a queue wrapper such as ingest's FireGate may hold back a
 // whole batch, and the due index may lag a claim): then it waits 1ms, doubling up to 32ms,
-// so a stuck due entry can never make it spin.
-func (s *Sender) wait(ctx context.Context, now time.Time, empty int) {
+// so a stuck due entry can never make it spin. lead moves the next due time earlier: the
+// claims ahead (acquireAhead) wake lead before it.
+func (s *Sender) wait(ctx context.Context, now time.Time, empty int, lead time.Duration) {
 	for {
 		d := s.opts.PollInterval
 		if next, ok, err := s.opts.Store.NextDue(); err != nil {
 			s.log.Error("read next due time", "err", err)
 		} else if ok {
-			switch until := next.Sub(now); {
+			switch until := next.Add(-lead).Sub(now); {
 			case until > 0:
 				d = min(d, until)
 			case empty == 0:
-				return // due now: inserted while we claimed, or a retry just written
+				return // due (within lead): inserted while we claimed, or a retry just written
 			default:
 				d = min(d, time.Millisecond<<min(empty-1, 5))
 			}

@@ -160,43 +160,38 @@ func (s *Store) Fire(ctx context.Context, msgs []*Message, now time.Time) ([]*Me
 }
 
 // readHorizon reads the fire horizon of Acquire seq; ok is false when none was written.
-func readHorizon(txn *badger.Txn, seq uint64) (h dueKeyPos, ok bool, err error) {
-	item, err := txn.Get(firedKey(seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return h, false, nil
-	}
-	if err == nil {
-		err = item.Value(func(v []byte) error {
-			var derr error
-			h, derr = decodeHorizon(v)
-			return derr
-		})
-	}
+func readHorizon(txn *badger.Txn, seq uint64) (dueKeyPos, bool, error) {
+	h, ok, err := readRecord(txn, firedKey(seq), decodeHorizon)
 	if err != nil {
 		return h, false, fmt.Errorf("read fire horizon of claim %d: %w", seq, err)
 	}
-	return h, true, nil
+	return h, ok, nil
 }
 
 // readWithdrawn returns the keys withdrawn from Acquire seq (and puts the record in txn's read
 // set: a withdrawal committed meanwhile makes txn conflict).
 func readWithdrawn(txn *badger.Txn, seq uint64) ([]string, error) {
-	item, err := txn.Get(withdrawnKey(seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
-	}
-	var keys []string
-	if err == nil {
-		err = item.Value(func(v []byte) error {
-			var derr error
-			keys, derr = decodeClaimKeys(v)
-			return derr
-		})
-	}
+	keys, _, err := readRecord(txn, withdrawnKey(seq), decodeClaimKeys)
 	if err != nil {
 		return nil, fmt.Errorf("read withdrawn of claim %d: %w", seq, err)
 	}
 	return keys, nil
+}
+
+// readRecord reads key in txn and decodes its value; found is false when key is absent.
+func readRecord[T any](txn *badger.Txn, key []byte, decode func([]byte) (T, error)) (v T, found bool, err error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return v, false, nil
+	}
+	if err == nil {
+		err = item.Value(func(b []byte) error {
+			var derr error
+			v, derr = decode(b)
+			return derr
+		})
+	}
+	return v, err == nil, err
 }
 
 // withdraw withdraws m, read in `sending` by a reconcile about to cancel or reschedule it, from
@@ -312,16 +307,14 @@ type acquiredRecords struct {
 
 func readAcquired(txn *badger.Txn, seq uint64) (acquiredRecords, error) {
 	var h acquiredRecords
-	item, err := txn.Get(acquiredKey(seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return h, nil
-	}
+	prev, found, err := readRecord(txn, acquiredKey(seq), func(b []byte) ([]byte, error) { return slices.Clone(b), nil })
 	if err != nil {
 		return h, fmt.Errorf("read acquired claim %d: %w", seq, err)
 	}
-	if h.prev, err = item.ValueCopy(nil); err != nil {
-		return h, fmt.Errorf("read acquired claim %d: %w", seq, err)
+	if !found {
+		return h, nil
 	}
+	h.prev = prev
 	keys, err := readWithdrawn(txn, seq)
 	if err != nil {
 		return h, err
@@ -336,14 +329,11 @@ func readAcquired(txn *badger.Txn, seq uint64) (acquiredRecords, error) {
 	return h, err
 }
 
-// neverFired reports whether the i-th message m of the journal entry was acquired and not
-// fired (Settle puts it back), and the status it goes back to.
+// neverFired reports whether the i-th message m of the journal entry (one it owns) was
+// acquired and not fired (Settle puts it back), and the status it goes back to.
 func (h acquiredRecords) neverFired(i int, m *Message) (Status, bool) {
 	if h.prev == nil || i >= len(h.prev) {
 		return 0, false
-	}
-	if h.withdrawn[m.Key] {
-		return 0, false // the caller skips it: see owns
 	}
 	if h.fired && !posOf(m).after(h.horizon) {
 		return 0, false
