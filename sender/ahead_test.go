@@ -40,7 +40,7 @@ func (h *handover) count() int {
 func TestClaimAheadAcquiresMessagesAndHandsThemOverAtTheirDueTime(t *testing.T) {
 	st := openStore(t, time.Now)
 	start := time.Now()
-	due := start.Add(1500 * time.Millisecond)
+	due := start.Add(3 * time.Second)
 	later := messages(300, "x", due)
 	now := messages(20, "x", start)
 	for i, m := range now {
