@@ -73,6 +73,11 @@ func (s *Sender) aheadLoop(ctx, sendCtx context.Context, wg *sync.WaitGroup, h A
 				if n > 0 && (all || n >= s.opts.ClaimBatch/2 || idle) {
 					batch := q.pop(n)
 					s.reserve(batch, +1)
+					s.ahead.Add(-int64(n))
+					select { // acquireAhead may be waiting for room
+					case s.aheadRoom <- struct{}{}:
+					default:
+					}
 					inFlight++
 					go func() {
 						out, err := h.Fire(ctx, batch, now)
@@ -157,23 +162,8 @@ type fireResult struct {
 // reserve counts batch (being fired) as claimed and waiting to start (d = +1), or takes that
 // back (d = -1) for messages that did not go out.
 func (s *Sender) reserve(batch []*state.Message, d int64) {
-	var exposed int64
-	for _, m := range batch {
-		if !s.idempotent(m) {
-			exposed++
-		}
-	}
-	n := int64(len(batch))
-	s.claimed.Add(d * n)
-	s.exposed.Add(d * exposed)
-	s.waiting.Add(d * n)
-	s.ahead.Add(-d * n)
-	if d > 0 {
-		select { // acquireAhead may be waiting for room
-		case s.aheadRoom <- struct{}{}:
-		default:
-		}
-	}
+	s.addClaimed(batch, d)
+	s.waiting.Add(d * int64(len(batch)))
 }
 
 // fired hands the messages of a Fire to deliver and takes back the reservation of those that
@@ -183,6 +173,7 @@ func (s *Sender) reserve(batch []*state.Message, d int64) {
 func (s *Sender) fired(ctx, sendCtx context.Context, wg *sync.WaitGroup, q *aheadQueue, r fireResult) bool {
 	if r.err != nil {
 		s.reserve(r.batch, -1)
+		s.ahead.Add(int64(len(r.batch)))
 		q.push(r.batch)
 		if ctx.Err() == nil {
 			s.log.Error("fire acquired messages", "count", len(r.batch), "err", r.err)
@@ -201,17 +192,9 @@ func (s *Sender) fired(ctx, sendCtx context.Context, wg *sync.WaitGroup, q *ahea
 			}
 		}
 		s.reserve(dropped, -1)
-		s.ahead.Add(-int64(len(dropped))) // not acquired any more either
 	}
 	for _, m := range r.out {
-		if !m.DueAt.IsZero() {
-			s.metrics.lateness.Update(r.now.Sub(m.DueAt).Seconds())
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.deliver(ctx, sendCtx, m)
-		}()
+		s.handOver(ctx, sendCtx, wg, m, r.now)
 	}
 	return true
 }
@@ -359,10 +342,27 @@ func (s *Sender) idempotent(m *state.Message) bool {
 	return rt != nil && rt.cfg.Idempotent
 }
 
-// claimedOne counts a message claimed and not yet completed.
-func (s *Sender) claimedOne(m *state.Message) {
-	s.claimed.Add(1)
-	if !s.idempotent(m) {
-		s.exposed.Add(1)
+// addClaimed counts msgs as claimed and not yet completed (d = +1), or no longer (d = -1),
+// and those on channels that are not idempotent as exposed.
+func (s *Sender) addClaimed(msgs []*state.Message, d int64) {
+	var exposed int64
+	for _, m := range msgs {
+		if !s.idempotent(m) {
+			exposed++
+		}
 	}
+	s.claimed.Add(d * int64(len(msgs)))
+	s.exposed.Add(d * exposed)
+}
+
+// handOver starts the delivery of m, claimed (or fired) at now.
+func (s *Sender) handOver(ctx, sendCtx context.Context, wg *sync.WaitGroup, m *state.Message, now time.Time) {
+	if !m.DueAt.IsZero() {
+		s.metrics.lateness.Update(now.Sub(m.DueAt).Seconds())
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.deliver(ctx, sendCtx, m)
+	}()
 }

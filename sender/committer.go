@@ -88,14 +88,11 @@ func (c *committer) run(ctx context.Context) {
 func (c *committer) write(ctx context.Context, batch []outcome, outs []state.Outcome) {
 	s := c.s
 	defer func() {
-		s.claimed.Add(-int64(len(batch)))
-		var exposed int64
+		msgs := make([]*state.Message, len(batch))
 		for i := range batch {
-			if !s.idempotent(batch[i].msg) {
-				exposed++
-			}
+			msgs[i] = batch[i].msg
 		}
-		s.exposed.Add(-exposed)
+		s.addClaimed(msgs, -1)
 		s.signal()
 	}()
 	if c.failed() != nil {

@@ -323,17 +323,10 @@ func (s *Sender) loop(ctx, sendCtx context.Context, wg *sync.WaitGroup) error {
 			target = min(max(2*(started-lastStarted), minTarget), maxTarget)
 		}
 		lastStarted = started
+		s.addClaimed(r.msgs, +1)
+		s.waiting.Add(int64(len(r.msgs)))
 		for _, m := range r.msgs {
-			s.claimedOne(m)
-			s.waiting.Add(1)
-			if !m.DueAt.IsZero() {
-				s.metrics.lateness.Update(r.now.Sub(m.DueAt).Seconds())
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.deliver(ctx, sendCtx, m)
-			}()
+			s.handOver(ctx, sendCtx, wg, m, r.now)
 		}
 		switch {
 		case len(r.msgs) == r.limit:
